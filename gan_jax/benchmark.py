@@ -1,0 +1,105 @@
+"""Speed of the compiled train step of a config: compile time, s/step, img/s, peak memory.
+
+    python -m gan_jax.benchmark [--config=configs/x.py] [--config.train.batch_size=64] \
+        [--steps=10] [--torch]
+
+--torch also times the same DCGAN network and step in PyTorch on the same machine (needs torch),
+so the two figures come from one run. Timings use synthetic uint8 batches: the input pipeline is
+not measured.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+
+import jax
+import numpy as np
+
+from gan_jax import parallel
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak device memory (when the backend reports it) and peak host RSS, in MiB."""
+    out = {"host_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    stats = jax.devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        out["device_peak_mb"] = stats["peak_bytes_in_use"] / 2**20
+    return out
+
+
+def time_train_step(config, steps: int = 10, warmup: int = 2, devices=None) -> dict:
+    """Compile time and median steady-state time of `steps` calls of the config's train step."""
+    from gan_jax.run import build_run
+
+    run = build_run(config, devices)
+    state = run.init_state()
+    step_fn = run.train_step()
+    train = config.train
+    rng = np.random.default_rng(0)
+    shape = (train.n_critic, train.batch_size // jax.process_count(), *run.image_shape)
+    batch = parallel.put_batch({"image": rng.integers(0, 256, shape, dtype=np.uint8)}, run.mesh)
+
+    start = time.perf_counter()
+    compiled = step_fn.lower(state, batch).compile()
+    compile_s = time.perf_counter() - start
+    for _ in range(warmup):
+        state, metrics = compiled(state, batch)
+    jax.block_until_ready(metrics)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        state, metrics = compiled(state, batch)
+        jax.block_until_ready(metrics)
+        times.append(time.perf_counter() - start)
+    s_per_step = float(np.median(times))
+    return {"compile_s": compile_s, "s_per_step": s_per_step,
+            "img_per_s": train.batch_size * train.n_critic / s_per_step, **peak_memory_mb()}
+
+
+def _row(name: str, r: dict) -> str:
+    mem = r.get("device_peak_mb", r.get("host_peak_rss_mb", float("nan")))
+    compile_s = r.get("compile_s")
+    return (f"| {name} | {r['s_per_step']:.4f} | {r['img_per_s']:.1f} | "
+            f"{'-' if compile_s is None else f'{compile_s:.1f}'} | {mem:.0f} |")
+
+
+def main(argv=None) -> None:
+    from importlib import resources
+
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    config_flags.DEFINE_config_file(
+        "config", str(resources.files("gan_jax.configs") / "digits_dcgan.py"), "Config to time.")
+    flags.DEFINE_integer("steps", 10, "Timed steps (median reported).")
+    flags.DEFINE_boolean("torch", False, "Also time the same DCGAN in PyTorch (CPU).")
+
+    def _main(_):
+        f = flags.FLAGS
+        config = f.config
+        devices = jax.devices()
+        print(f"devices: {len(devices)} x {devices[0].device_kind} ({jax.default_backend()}), "
+              f"jax {jax.__version__}")
+        print(f"model={config.model.name} data={config.data.name} "
+              f"res={config.data.resolution} ch={config.data.channels} width={config.model.width} "
+              f"batch={config.train.batch_size} n_critic={config.train.n_critic}")
+        print("| implementation | s/step | img/s | compile s | peak MiB |")
+        print("|---|---|---|---|---|")
+        print(_row(f"gan_jax ({jax.default_backend()})", time_train_step(config, f.steps)), flush=True)
+        if f.torch:
+            from gan_jax.torch_reference import dcgan_step_timing
+
+            if config.model.name != "dcgan" or config.train.n_critic != 1:
+                sys.exit("--torch needs a DCGAN config with train.n_critic=1")
+            r = dcgan_step_timing(config.data.resolution, config.data.channels, config.model.width,
+                                  config.model.latent_dim, config.train.batch_size, steps=f.steps)
+            r["host_peak_rss_mb"] = peak_memory_mb()["host_peak_rss_mb"]
+            print(_row(f"PyTorch {r.get('torch_version', '')} (cpu, {r.get('threads')} threads)", r))
+
+    app.run(_main, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

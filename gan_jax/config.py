@@ -1,0 +1,104 @@
+"""Config checks run before anything is compiled, and the config comparison used on resume."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import ml_collections
+
+from gan_jax import losses, optim
+from gan_jax.models import MODEL_CHECKS, MODELS
+
+NORMS = ("batch", "layer", "none")
+# Keys that do not change the math of a run: changing them on resume continues the run.
+NON_MATH_PREFIXES = ("train.num_steps", "train.log_every_steps", "train.sample_every_steps",
+                     "checkpoint.", "sample.", "allow_config_change", "data.data_dir")
+
+
+class ConfigError(ValueError):
+    """A bad config value; str(e) is one line naming the key and what to do."""
+
+
+def _require(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"config.{key}: {message}")
+
+
+def _choice(config: ml_collections.ConfigDict, key: str, choices) -> None:
+    value = config
+    for part in key.split("."):
+        value = value[part]
+    _require(value in choices, key, f"{value!r} is not one of {', '.join(sorted(choices))}")
+
+
+def _check_optimizer(config: ml_collections.ConfigDict, name: str) -> None:
+    c = config.optim[name]
+    _choice(config, f"optim.{name}.name", optim.OPTIMIZERS)
+    _choice(config, f"optim.{name}.schedule", optim.SCHEDULES)
+    _require(c.learning_rate > 0, f"optim.{name}.learning_rate", "must be > 0")
+    _require(c.schedule == "constant" or c.decay_steps > 0, f"optim.{name}.decay_steps",
+             f"must be > 0 for schedule {c.schedule!r}")
+    _require(c.grad_clip_norm >= 0, f"optim.{name}.grad_clip_norm", "must be >= 0")
+
+
+def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_processes: int = 1) -> None:
+    """Raise ConfigError (naming the key) for any value the run cannot use."""
+    _choice(config, "model.name", MODELS)
+    _choice(config, "loss.name", losses.LOSSES)
+    _choice(config, "model.g_norm", NORMS)
+    _choice(config, "model.d_norm", NORMS)
+    for name in ("g", "d"):
+        _check_optimizer(config, name)
+    _require(config.data.channels in (1, 3), "data.channels", "must be 1 (grayscale) or 3 (RGB)")
+    _require(config.data.resolution >= 4, "data.resolution", "must be >= 4")
+    try:
+        MODEL_CHECKS[config.model.name](config)
+    except ValueError as e:
+        raise ConfigError(f"config.data.resolution: {e}") from None
+    _require(config.model.latent_dim >= 1, "model.latent_dim", "must be >= 1")
+    train = config.train
+    _require(train.n_critic >= 1, "train.n_critic", "must be >= 1")
+    _require(train.num_steps >= 0, "train.num_steps", "must be >= 0")
+    _require(train.batch_size >= 1, "train.batch_size", "must be >= 1")
+    _require(train.batch_size % num_devices == 0, "train.batch_size",
+             f"{train.batch_size} is not divisible by the {num_devices} devices; use a multiple of "
+             f"{num_devices}")
+    _require(train.batch_size % num_processes == 0, "train.batch_size",
+             f"{train.batch_size} is not divisible by the {num_processes} processes")
+    _require(train.log_every_steps >= 1, "train.log_every_steps", "must be >= 1")
+    _require(train.sample_every_steps >= 0, "train.sample_every_steps", "must be >= 0 (0: never)")
+    _require(config.checkpoint.every_steps >= 1, "checkpoint.every_steps", "must be >= 1")
+    _require(config.checkpoint.keep >= 1, "checkpoint.keep", "must be >= 1")
+    _require(0.0 <= config.ema.decay < 1.0, "ema.decay", "must be in [0, 1) (0 disables the EMA)")
+    _require(config.ema.start_step >= 0, "ema.start_step", "must be >= 0")
+    _require(config.sample.num >= 1, "sample.num", "must be >= 1")
+    for key in ("gp_weight", "r1_weight", "clip_value"):
+        _require(config.loss[key] >= 0, f"loss.{key}", "must be >= 0")
+    if config.loss.gp_weight or config.loss.r1_weight:
+        _require(config.model.d_norm != "batch", "model.d_norm",
+                 "gradient penalties (loss.gp_weight, loss.r1_weight) are per example and need a "
+                 "discriminator without batch norm; use 'layer' or 'none'")
+
+
+def to_plain(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """JSON-compatible nested dict of a config (tuples become lists)."""
+    return json.loads(config.to_json())
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def math_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """'key: old -> new' for every key that differs and changes the math of a run."""
+    old, cur = _flatten(saved), _flatten(new)
+    return [f"{k}: {old.get(k, '<absent>')!r} -> {cur.get(k, '<absent>')!r}"
+            for k in sorted(set(old) | set(cur))
+            if old.get(k) != cur.get(k) and not k.startswith(NON_MATH_PREFIXES)]

@@ -1,0 +1,291 @@
+"""Image data sources: random access to uint8 NHWC images (and int32 labels) by example index."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from PIL import Image
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_ENV = "GAN_JAX_FASHION_MNIST_DIR"
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+_GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's 'L' conversion
+
+
+class DataError(ValueError):
+    """Bad data input; str(e) is one line naming the problem and the fix."""
+
+
+class ImageSource(Protocol):
+    """Random-access image data set at a fixed resolution and channel count."""
+
+    name: str
+    num_examples: int
+    image_shape: tuple[int, int, int]
+    num_classes: int | None
+
+    def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """{'image': uint8 (n,H,W,C), 'label': int32 (n,)} for flat indices; pure."""
+        ...
+
+
+@dataclasses.dataclass(frozen=True)
+class ArraySource:
+    """In-memory source over already prepared uint8 images (N, H, W, C)."""
+
+    name: str
+    images: np.ndarray
+    labels: np.ndarray | None = None
+    num_classes: int | None = None
+
+    @property
+    def num_examples(self) -> int:
+        """Number of examples."""
+        return len(self.images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(H, W, C) of every image."""
+        return tuple(self.images.shape[1:])
+
+    def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Images (and labels) at the given flat indices."""
+        indices = np.asarray(indices)
+        batch = {"image": self.images[indices]}
+        if self.labels is not None:
+            batch["label"] = self.labels[indices]
+        return batch
+
+
+class TfdsSource:
+    """Lazy source over a TFDS random-access data source; decodes and resizes in `get`."""
+
+    def __init__(self, name: str, data_source: Sequence[dict[str, Any]], resolution: int, channels: int,
+                 num_classes: int | None):
+        self.name = name
+        self.num_examples = len(data_source)
+        self.image_shape = (resolution, resolution, channels)
+        self.num_classes = num_classes
+        self._data_source = data_source
+
+    def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Decode, resize and stack the examples at the given flat indices."""
+        records = [self._data_source[int(i)] for i in np.asarray(indices).reshape(-1)]
+        res, _, channels = self.image_shape
+        images = [prepare_image(np.asarray(r["image"]), res, channels) for r in records]
+        batch = {"image": np.stack(images) if images else np.zeros((0, *self.image_shape), np.uint8)}
+        if self.num_classes is not None:
+            batch["label"] = np.array([r["label"] for r in records], np.int32)
+        return batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared image helpers.
+
+
+def convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """Convert an (H, W, C) image with C in {1, 3, 4} (alpha dropped) to 1 (luma) or 3 (RGB) channels."""
+    if image.ndim == 2:
+        image = image[..., None]
+    image = image[..., :3] if image.shape[-1] == 4 else image
+    if image.shape[-1] == channels:
+        return image
+    if channels == 3 and image.shape[-1] == 1:
+        return np.repeat(image, 3, axis=-1)
+    if channels == 1 and image.shape[-1] == 3:
+        luma = (image.astype(np.float32) @ _LUMA)[..., None]
+        return quantize(luma) if image.dtype == np.uint8 else luma
+    raise DataError(f"cannot convert an image with {image.shape[-1]} channels to {channels}; use 1 or 3")
+
+
+def resize_and_crop(image: np.ndarray, resolution: int,
+                    resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
+    """Resize (H, W, C) so the shorter side is `resolution`, then center-crop to a square; float32 out."""
+    image = image.astype(np.float32)
+    height, width = image.shape[:2]
+    if height == width == resolution:
+        return image
+    scale = resolution / min(height, width)
+    new_h, new_w = max(resolution, round(height * scale)), max(resolution, round(width * scale))
+    top, left = (new_h - resolution) // 2, (new_w - resolution) // 2
+    planes = [np.asarray(Image.fromarray(image[..., c]).resize((new_w, new_h), resample))
+              for c in range(image.shape[-1])]
+    return np.stack(planes, axis=-1)[top:top + resolution, left:left + resolution]
+
+
+def quantize(image: np.ndarray) -> np.ndarray:
+    """Round float values in [0, 255] to uint8, clipping overshoot."""
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
+def prepare_image(image: np.ndarray, resolution: int, channels: int,
+                  resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
+    """Convert channels, resize/crop to resolution and quantise: uint8 (resolution, resolution, channels)."""
+    image = convert_channels(image, channels)
+    if image.shape[:2] == (resolution, resolution) and image.dtype == np.uint8:
+        return image
+    return quantize(resize_and_crop(image, resolution, resample))
+
+
+def prepare_images(images: np.ndarray, resolution: int, channels: int,
+                   resample: Image.Resampling = Image.Resampling.BICUBIC) -> np.ndarray:
+    """`prepare_image` over a stack (N, H, W, C), returning uint8 (N, resolution, resolution, channels)."""
+    out = np.empty((len(images), resolution, resolution, channels), np.uint8)
+    for i, image in enumerate(images):
+        out[i] = prepare_image(image, resolution, channels, resample)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Source factories: (argument after 'name:', resolution, channels, data_dir) -> ImageSource.
+
+
+def _digits_source(arg: str, resolution: int, channels: int, data_dir: str | None) -> ImageSource:
+    """scikit-learn's 1,797 8x8 handwritten digits (values 0..16), labels 0..9."""
+    from sklearn.datasets import load_digits
+
+    if arg:
+        raise DataError(f"'digits' takes no argument, got 'digits:{arg}'; use 'digits'")
+    digits = load_digits()
+    images = digits.images.astype(np.float32)[..., None] * (255.0 / 16.0)
+    prepared = prepare_images(images, resolution, channels, Image.Resampling.BILINEAR)
+    return ArraySource("digits", prepared, digits.target.astype(np.int32), num_classes=10)
+
+
+_FASHION_SPLITS = {"train": ("train",), "test": ("t10k",), "all": ("train", "t10k")}
+
+
+def _fashion_mnist_source(arg: str, resolution: int, channels: int, data_dir: str | None) -> ImageSource:
+    """Fashion-MNIST from the original IDX gzip files (Debian package dataset-fashion-mnist)."""
+    from gan_jax.data.idx import read_idx
+
+    split = arg or "train"
+    if split not in _FASHION_SPLITS:
+        raise DataError(f"unknown fashion_mnist split {split!r}; use one of {', '.join(_FASHION_SPLITS)}")
+    directory = Path(data_dir or os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DIR)
+    images, labels = [], []
+    for prefix in _FASHION_SPLITS[split]:
+        image_path = directory / f"{prefix}-images-idx3-ubyte.gz"
+        label_path = directory / f"{prefix}-labels-idx1-ubyte.gz"
+        for path in (image_path, label_path):
+            if not path.is_file():
+                raise DataError(f"fashion_mnist file {path} not found; run 'apt-get install dataset-fashion-mnist' "
+                                f"or set {FASHION_MNIST_ENV} to a folder with the IDX files")
+        images.append(read_idx(image_path))
+        labels.append(read_idx(label_path))
+        if images[-1].ndim != 3 or labels[-1].shape != images[-1].shape[:1]:
+            raise DataError(f"fashion_mnist files in {directory} have shapes {images[-1].shape} and "
+                            f"{labels[-1].shape}; expected (N, 28, 28) and (N,), re-download them")
+    image_stack = np.concatenate(images)[..., None]
+    label_stack = np.concatenate(labels).astype(np.int32)
+    if label_stack.max(initial=0) >= 10:
+        raise DataError(f"fashion_mnist labels in {directory} exceed 9; re-download the label files")
+    prepared = prepare_images(image_stack, resolution, channels)
+    return ArraySource(f"fashion_mnist:{split}", prepared, label_stack, num_classes=10)
+
+
+def _tfds_source(arg: str, resolution: int, channels: int, data_dir: str | None) -> ImageSource:
+    """A prepared (array_record) TFDS data set 'name[:split]', decoded lazily; never downloads."""
+    import tensorflow_datasets as tfds
+
+    name, _, split = arg.partition(":")
+    split = split or "train"
+    if not name:
+        raise DataError("tfds spec needs a data set name; use e.g. 'tfds:mnist' or 'tfds:cifar10:test'")
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.DatasetNotFoundError:
+        raise DataError(f"unknown tfds data set {name!r}; see tfds.list_builders()") from None
+    features = builder.info.features
+    if "image" not in features:
+        raise DataError(f"tfds data set {name!r} has no 'image' feature (features: {', '.join(features)}); "
+                        "pick an image data set")
+    label = features["label"] if "label" in features else None
+    num_classes = label.num_classes if isinstance(label, tfds.features.ClassLabel) else None
+    try:
+        data_source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
+    except NotImplementedError:
+        raise DataError(_tfds_unprepared_message(builder, name, split, data_dir)) from None
+    except ValueError as e:
+        first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"cannot open tfds data set {name!r} split {split!r}: {first_line}; "
+                        "check the split name/slice (e.g. 'train', 'test[:10%]')") from None
+    if len(data_source) == 0:
+        raise DataError(f"tfds data set {name!r} split {split!r} is empty; pick another split")
+    return TfdsSource(f"tfds:{name}:{split}", data_source, resolution, channels, num_classes)
+
+
+def _tfds_unprepared_message(builder: Any, name: str, split: str, data_dir: str | None) -> str:
+    """One-line explanation of why a TFDS data set cannot be opened for random access, with the fix."""
+    import tensorflow_datasets as tfds
+
+    root = os.path.expanduser(os.fspath(data_dir or tfds.core.constants.DATA_DIR))
+    prepare = (f"python -c \"import tensorflow_datasets as tfds; "
+               f"tfds.builder('{name}').download_and_prepare(file_format='array_record')\"")
+    if builder.is_prepared():
+        file_format = getattr(builder.info.file_format, "value", builder.info.file_format)
+        return (f"tfds data set {name!r} in {root} is prepared as {file_format}, but random access "
+                f"needs array_record; re-prepare it: {prepare} (needs tensorflow)")
+    return (f"tfds data set {name!r} (split {split!r}) is not prepared in {root}; download it once on a machine "
+            f"with internet: {prepare} (needs tensorflow) and copy {os.path.join(root, name)}, "
+            "or set data.data_dir")
+
+
+def _folder_source(arg: str, resolution: int, channels: int, data_dir: str | None) -> ImageSource:
+    """Every image file under a folder (recursive, sorted), loaded eagerly; no labels."""
+    if not arg:
+        raise DataError("folder spec needs a path; use 'folder:/path/to/images'")
+    root = Path(arg).expanduser()
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist or is not a directory; check the path")
+    paths = sorted((p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                   key=lambda p: p.relative_to(root).as_posix())
+    if not paths:
+        raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}; add images "
+                        "or fix the path")
+    images, bad = [], []
+    for path in paths:
+        try:
+            images.append(prepare_image(load_image(path), resolution, channels))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            bad.append(path.relative_to(root).as_posix())
+    if bad:
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DataError(f"{len(bad)} unreadable image(s) in {root}: {shown}; remove or fix them")
+    return ArraySource(f"folder:{root}", np.stack(images))
+
+
+def load_image(path: str | os.PathLike) -> np.ndarray:
+    """Fully decode an image file with Pillow into (H, W, 1) gray or (H, W, 3) RGB."""
+    with Image.open(path) as image:
+        image.load()
+        image = image.convert("L" if image.mode in _GRAY_MODES else "RGB")
+    array = np.asarray(image)
+    return array[..., None] if array.ndim == 2 else array
+
+
+SOURCES: dict[str, Callable[[str, int, int, str | None], ImageSource]] = {
+    "digits": _digits_source,
+    "fashion_mnist": _fashion_mnist_source,
+    "tfds": _tfds_source,
+    "folder": _folder_source,
+}
+
+
+def make_source(spec: str, resolution: int, channels: int, *, data_dir: str | None = None) -> ImageSource:
+    """Build the source named by `spec` ('digits', 'fashion_mnist[:split]', 'tfds:name[:split]', 'folder:path')."""
+    if channels not in (1, 3):
+        raise DataError(f"channels must be 1 or 3, got {channels!r}")
+    if not isinstance(resolution, (int, np.integer)) or resolution < 1:
+        raise DataError(f"resolution must be a positive integer, got {resolution!r}")
+    name, _, arg = spec.partition(":")
+    factory = SOURCES.get(name)
+    if factory is None:
+        raise DataError(f"unknown data set {spec!r}; known names: {', '.join(SOURCES)}")
+    return factory(arg, int(resolution), channels, data_dir)

@@ -1,0 +1,33 @@
+"""Optax optimizers from config: `optim.g` and `optim.d` sections (see configs/digits_dcgan.py)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import ml_collections
+import optax
+
+SCHEDULES: dict[str, Callable[[ml_collections.ConfigDict], optax.Schedule]] = {
+    "constant": lambda c: optax.constant_schedule(c.learning_rate),
+    "cosine": lambda c: optax.cosine_decay_schedule(c.learning_rate, c.decay_steps),
+    "linear": lambda c: optax.linear_schedule(c.learning_rate, 0.0, c.decay_steps),
+    "warmup_cosine": lambda c: optax.warmup_cosine_decay_schedule(
+        0.0, c.learning_rate, c.warmup_steps, c.decay_steps),
+}
+
+OPTIMIZERS: dict[str, Callable[[ml_collections.ConfigDict, optax.Schedule],
+                               optax.GradientTransformation]] = {
+    "adam": lambda c, lr: optax.adam(lr, b1=c.b1, b2=c.b2, eps=c.eps),
+    "adamw": lambda c, lr: optax.adamw(lr, b1=c.b1, b2=c.b2, eps=c.eps,
+                                       weight_decay=c.weight_decay),
+    "rmsprop": lambda c, lr: optax.rmsprop(lr, eps=c.eps, momentum=c.momentum or None),
+    "sgd": lambda c, lr: optax.sgd(lr, momentum=c.momentum or None),
+}
+
+
+def make_optimizer(c: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    """The optimizer an `optim.g`/`optim.d` section describes, with optional global-norm clipping."""
+    tx = OPTIMIZERS[c.name](c, SCHEDULES[c.schedule](c))
+    if c.grad_clip_norm > 0:
+        tx = optax.chain(optax.clip_by_global_norm(c.grad_clip_norm), tx)
+    return tx

@@ -1,0 +1,181 @@
+"""The training loop, and the `train` command.
+
+    python -m gan_jax.train --workdir=DIR [--config=configs/x.py] [--config.train.num_steps=500]
+
+Without --config it trains configs/digits_dcgan.py. Rerunning on a workdir resumes from its newest
+checkpoint; raising train.num_steps continues the run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import signal
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+import tqdm
+
+from gan_jax import config as config_lib
+from gan_jax import parallel, sample
+from gan_jax.checkpoint import Checkpoints
+from gan_jax.data.pipeline import BatchIterator
+from gan_jax.data.sources import DataError, make_source
+from gan_jax.metric_writers import MetricWriter
+from gan_jax.run import Run, build_run
+from gan_jax.state import GANState
+
+PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml-collections", "numpy",
+            "tensorflow-datasets")
+
+
+class PreemptionGuard:
+    """SIGTERM/SIGINT set `requested`: the loop saves and exits cleanly; a second signal exits now."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise SystemExit(128 + signum)
+        self.requested = True
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def environment() -> dict:
+    """Library versions and devices of this process, written to WORKDIR/environment.json."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"python": platform.python_version(), "packages": versions,
+            "process_count": jax.process_count(), "process_index": jax.process_index(),
+            "devices": [str(d) for d in jax.devices()]}
+
+
+def restore_or_init(run: Run, checkpoints: Checkpoints, plain_config: dict) -> GANState:
+    """The newest checkpoint's state when there is one (its config must match), else a new state."""
+    if checkpoints.latest_step() is None:
+        return run.init_state()
+    saved_config = checkpoints.restore_config()
+    changes = config_lib.math_changes(saved_config, plain_config)
+    if changes and not run.config.allow_config_change:
+        raise config_lib.ConfigError(
+            f"the checkpoints in {checkpoints.directory} were made with a different config "
+            f"({'; '.join(changes)}); use a new --workdir, or pass "
+            f"--config.allow_config_change=True to continue with the new values")
+    state, _ = checkpoints.restore(run.abstract_state(), parallel.replicated(run.mesh))
+    return state
+
+
+def _check_finite(step: int, metrics: dict, checkpoints: Checkpoints) -> None:
+    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+    if bad:
+        raise FloatingPointError(
+            f"non-finite loss at step {step}: "
+            + ", ".join(f"{k}={v}" for k, v in bad.items())
+            + f"; last good checkpoint: step {checkpoints.latest_step()} (left untouched)")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
+                       devices=None, progress: bool = True) -> GANState:
+    """Train (or resume) the run `config` describes in `workdir`; returns the final state."""
+    workdir = Path(workdir)
+    run = build_run(config, devices)  # ConfigError before anything is compiled
+    data = config.data
+    source = make_source(data.name, data.resolution, data.channels,
+                         data_dir=data.data_dir or None)  # DataError before compiling
+    is_main = jax.process_index() == 0
+    workdir.mkdir(parents=True, exist_ok=True)
+    plain_config = config_lib.to_plain(config)
+    checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
+    state = restore_or_init(run, checkpoints, plain_config)
+    start = int(jax.device_get(state.step))
+    if is_main:
+        (workdir / "config.json").write_text(json.dumps(plain_config, indent=2))
+        (workdir / "environment.json").write_text(json.dumps(environment(), indent=2))
+        (workdir / "samples").mkdir(exist_ok=True)
+
+    train = config.train
+    step_fn = run.train_step()
+    writer = MetricWriter(workdir, enabled=is_main)
+    batches = BatchIterator(source, train.seed, start, train.batch_size, train.n_critic,
+                            jax.process_index(), jax.process_count())
+    bar = tqdm.tqdm(total=train.num_steps, initial=start, disable=not (progress and is_main),
+                    unit="step", dynamic_ncols=True)
+    images_per_step = train.batch_size * train.n_critic
+    last_time, last_step = time.perf_counter(), start
+    try:
+        with PreemptionGuard() as guard:
+            for step in range(start, train.num_steps):
+                _, batch = next(batches)
+                state, metrics = step_fn(state, parallel.put_batch(batch, run.mesh))
+                done = step + 1
+                bar.update(1)
+                checkpoint_now = done % config.checkpoint.every_steps == 0 or done == train.num_steps
+                if done % train.log_every_steps == 0 or checkpoint_now or guard.requested:
+                    scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                    _check_finite(done, scalars, checkpoints)
+                    now = time.perf_counter()
+                    scalars["img_per_s"] = (done - last_step) * images_per_step / (now - last_time)
+                    last_time, last_step = now, done
+                    writer.write(done, scalars)
+                    bar.set_postfix({k: f"{scalars[k]:.3g}" for k in ("d_loss", "g_loss", "img_per_s")})
+                if is_main and train.sample_every_steps and done % train.sample_every_steps == 0:
+                    grid = sample.generate_images(run.task, state, config.sample.num, train.seed)
+                    sample.write_samples(workdir / "samples" / f"step_{done:07d}.png", grid)
+                if checkpoint_now or guard.requested:
+                    checkpoints.save(state, plain_config)
+                if guard.requested:
+                    print(f"signal received: saved checkpoint at step {done}, exiting",
+                          file=sys.stderr)
+                    break
+    finally:
+        bar.close()
+        batches.close()
+        writer.close()
+        checkpoints.close()
+    return state
+
+
+def main(argv=None) -> None:
+    from importlib import resources
+
+    from absl import app, flags
+    from ml_collections import config_flags
+
+    flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.",
+                        required=True)
+    config_flags.DEFINE_config_file(
+        "config", str(resources.files("gan_jax.configs") / "digits_dcgan.py"),
+        "Experiment config file (default: configs/digits_dcgan.py).", lock_config=True)
+
+    def _main(_):
+        try:
+            train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
+        except (config_lib.ConfigError, DataError, FloatingPointError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(_main, argv=argv)
+
+
+if __name__ == "__main__":
+    main()

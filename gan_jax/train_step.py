@@ -1,0 +1,70 @@
+"""The pure GAN train step: n_critic discriminator updates, then one generator update."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from gan_jax import images, parallel
+from gan_jax.state import GANState
+
+
+def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
+                    config: ml_collections.ConfigDict) -> Callable:
+    """step(state, batch) -> (state, metrics), per device; wrap with `parallel.data_parallel`.
+
+    batch: {'image': uint8 (n_critic, B_local, H, W, C), optional 'label': (n_critic, B_local)}.
+    Randomness: fold_in(state.key, step), then fold_in(critic iteration) and the global example
+    index, so it is a pure function of (seed, step, example) whatever the device count.
+    """
+    n_critic = config.train.n_critic
+    clip_value = config.loss.clip_value
+    ema_decay, ema_start = config.ema.decay, config.ema.start_step
+
+    def train_step(state: GANState, batch: dict) -> tuple[GANState, dict]:
+        batch = dict(batch, image=images.to_float(batch["image"]))
+        local_batch = batch["image"].shape[1]
+        step_key = jax.random.fold_in(state.key, state.step)
+
+        def critic_update(carry, inputs):
+            d_params, d_opt_state, d_state = carry
+            sub_batch, i = inputs
+            keys = parallel.example_keys(jax.random.fold_in(step_key, i), local_batch)
+            grads, (d_state, metrics) = jax.grad(task.discriminator_loss, has_aux=True)(
+                parallel.per_device(d_params), d_state, state.g_params, state.g_state, sub_batch, keys)
+            grads, d_state = parallel.mean_over_devices((grads, d_state))
+            updates, d_opt_state = d_tx.update(grads, d_opt_state, d_params)
+            d_params = optax.apply_updates(d_params, updates)
+            if clip_value:
+                d_params = jax.tree.map(lambda p: jnp.clip(p, -clip_value, clip_value), d_params)
+            return (d_params, d_opt_state, d_state), metrics
+
+        (d_params, d_opt_state, d_state), d_metrics = jax.lax.scan(
+            critic_update, (state.d_params, state.d_opt_state, state.d_state),
+            (batch, jnp.arange(n_critic)))
+
+        keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic), local_batch)
+        last_batch = jax.tree.map(lambda x: x[-1], batch)
+        grads, (g_state, g_metrics) = jax.grad(task.generator_loss, has_aux=True)(
+            parallel.per_device(state.g_params), state.g_state, d_params, d_state, last_batch, keys)
+        grads, g_state = parallel.mean_over_devices((grads, g_state))
+        updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
+        g_params = optax.apply_updates(state.g_params, updates)
+
+        ema_params = state.ema_params
+        if ema_params is not None:
+            decay = jnp.where(state.step >= ema_start, ema_decay, 0.0)
+            ema_params = optax.incremental_update(g_params, ema_params, 1.0 - decay)
+
+        metrics = {**jax.tree.map(lambda m: m[-1], d_metrics), **g_metrics}
+        new_state = state.replace(
+            step=state.step + 1, g_params=g_params, d_params=d_params, g_state=g_state,
+            d_state=d_state, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
+            ema_params=ema_params)
+        return new_state, parallel.mean_over_devices(metrics)
+
+    return train_step

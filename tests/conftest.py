@@ -1,0 +1,38 @@
+"""Every test process sees 8 CPU devices, so multi-device code runs in the default suite.
+
+Tests that want one device pass `devices=jax.devices()[:1]`.
+"""
+
+import os
+
+os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                           + " --xla_force_host_platform_device_count=8").strip()
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402  (after XLA_FLAGS)
+import pytest  # noqa: E402
+
+from gan_jax.configs import digits_dcgan  # noqa: E402
+
+
+@pytest.fixture
+def tiny_config():
+    """A DCGAN on 8x8 digits small enough to compile and run a few steps in seconds."""
+    config = digits_dcgan.get_config()
+    config.data.resolution = 8
+    config.model.width = 8
+    config.model.latent_dim = 8
+    config.train.batch_size = 16
+    config.train.num_steps = 4
+    config.train.log_every_steps = 2
+    config.train.sample_every_steps = 0
+    config.checkpoint.every_steps = 2
+    config.ema.start_step = 1
+    config.ema.decay = 0.9
+    config.sample.num = 4
+    return config
+
+
+@pytest.fixture
+def one_device():
+    return jax.devices()[:1]

@@ -1,0 +1,92 @@
+"""Config files load and validate; bad values fail with the key named, before any compute."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gan_jax import config as config_lib
+from gan_jax.configs import digits_dcgan
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_FILES = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem != "__init__")
+
+
+def test_expected_configs_exist():
+    assert {"digits_dcgan", "mnist_dcgan", "mnist_mlp_lsgan", "fashion_mnist_dcgan",
+            "cifar10_dcgan", "cifar10_wgan_gp"} <= set(CONFIG_FILES)
+
+
+@pytest.mark.parametrize("name", CONFIG_FILES)
+def test_config_files_validate(name):
+    module = __import__(f"gan_jax.configs.{name}", fromlist=["get_config"])
+    config_lib.validate(module.get_config(), num_devices=8)
+
+
+def _set(config, key, value):
+    *path, last = key.split(".")
+    for part in path:
+        config = config[part]
+    config[last] = value
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("train.n_critic", 0, "config.train.n_critic: must be >= 1"),
+    ("train.batch_size", 12, "config.train.batch_size: 12 is not divisible by the 8 devices"),
+    ("data.resolution", 20, "config.data.resolution: DCGAN cannot produce 20x20 images"),
+    ("data.channels", 2, "config.data.channels: must be 1 (grayscale) or 3 (RGB)"),
+    ("loss.name", "wasserstein", "config.loss.name: 'wasserstein' is not one of hinge, lsgan"),
+    ("model.name", "unet", "config.model.name: 'unet' is not one of dcgan, mlp"),
+    ("optim.d.name", "lion", "config.optim.d.name: 'lion' is not one of adam, adamw"),
+    ("optim.g.schedule", "cosine", "config.optim.g.decay_steps: must be > 0 for schedule 'cosine'"),
+    ("optim.g.learning_rate", 0.0, "config.optim.g.learning_rate: must be > 0"),
+    ("ema.decay", 1.0, "config.ema.decay: must be in [0, 1)"),
+    ("loss.gp_weight", 10.0, "config.model.d_norm: gradient penalties"),
+    ("checkpoint.keep", 0, "config.checkpoint.keep: must be >= 1"),
+])
+def test_bad_values_name_the_key(key, value, message):
+    config = digits_dcgan.get_config()
+    _set(config, key, value)
+    with pytest.raises(config_lib.ConfigError) as e:
+        config_lib.validate(config, num_devices=8)
+    assert str(e.value).startswith(message)
+    assert "\n" not in str(e.value)
+
+
+def test_math_changes_ignore_run_length_and_logging():
+    old = config_lib.to_plain(digits_dcgan.get_config())
+    config = digits_dcgan.get_config()
+    config.train.num_steps = 10**6
+    config.train.log_every_steps = 7
+    config.checkpoint.every_steps = 3
+    config.checkpoint.keep = 9
+    config.data.data_dir = "/elsewhere"
+    assert config_lib.math_changes(old, config_lib.to_plain(config)) == []
+    config.train.seed = 5
+    config.model.width = 16
+    assert config_lib.math_changes(old, config_lib.to_plain(config)) == [
+        "model.width: 32 -> 16", "train.seed: 0 -> 5"]
+
+
+def _train_cli(*args, tmp_path):
+    return subprocess.run([sys.executable, "-m", "gan_jax.train", f"--workdir={tmp_path}", *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_cli_unknown_key_fails_naming_it(tmp_path):
+    r = _train_cli("--config.train.num_stepz=5", tmp_path=tmp_path)
+    assert r.returncode != 0 and "num_stepz" in r.stderr
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_cli_bad_type_fails_naming_it(tmp_path):
+    r = _train_cli("--config.train.num_steps=many", tmp_path=tmp_path)
+    assert r.returncode != 0 and "num_steps" in r.stderr and "many" in r.stderr
+
+
+def test_cli_bad_value_is_one_line_error(tmp_path):
+    r = _train_cli("--config.train.n_critic=0", tmp_path=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == "error: config.train.n_critic: must be >= 1"
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,317 @@
+"""Tests for gan_jax.data: sources (digits, IDX/fashion_mnist, tfds, folder) and deterministic batching."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+from sklearn.datasets import load_digits
+
+from gan_jax.data import BatchIterator, DataError, batch_indices, make_source, read_idx
+from gan_jax.data.pipeline import epoch_permutation
+
+# --------------------------------------------------------------------------------------- digits
+
+
+def test_digits_native_resolution_matches_sklearn():
+    source = make_source("digits", 8, 1)
+    batch = source.get(np.arange(source.num_examples))
+    assert source.num_examples == 1797 and source.image_shape == (8, 8, 1) and source.num_classes == 10
+    assert batch["image"].dtype == np.uint8 and batch["image"].shape == (1797, 8, 8, 1)
+    assert batch["label"].dtype == np.int32 and set(batch["label"]) == set(range(10))
+    expected = np.rint(load_digits().images[0] / 16 * 255).astype(np.uint8)
+    np.testing.assert_array_equal(batch["image"][0, ..., 0], expected)
+    assert batch["image"].min() == 0 and batch["image"].max() == 255
+
+
+def test_digits_resized_and_rgb():
+    source = make_source("digits", 16, 3)
+    batch = source.get(np.array([0, 5, 1796]))
+    assert source.image_shape == (16, 16, 3) and batch["image"].shape == (3, 16, 16, 3)
+    np.testing.assert_array_equal(batch["image"][..., 0], batch["image"][..., 2])
+    np.testing.assert_array_equal(batch["label"], load_digits().target[[0, 5, 1796]])
+    np.testing.assert_array_equal(source.get(np.array([5]))["image"][0], batch["image"][1])  # pure
+
+
+@pytest.mark.parametrize("spec, resolution, channels, words", [
+    ("nope", 16, 1, ["nope", "digits", "fashion_mnist", "tfds", "folder"]),
+    ("digits", 16, 2, ["channels", "1 or 3"]),
+    ("digits", 0, 1, ["resolution"]),
+    ("digits:extra", 16, 1, ["digits:extra"]),
+    ("fashion_mnist:validation", 16, 1, ["validation", "train", "test", "all"]),
+])
+def test_bad_specs_raise_one_line_data_error(spec, resolution, channels, words):
+    with pytest.raises(DataError) as info:
+        make_source(spec, resolution, channels)
+    message = str(info.value)
+    assert "\n" not in message and all(word in message for word in words)
+
+
+# ------------------------------------------------------------------------------- IDX / fashion
+
+
+def idx_bytes(array: np.ndarray, type_code: int) -> bytes:
+    """Serialise an array as IDX: magic 00 00 <type> <ndim>, big-endian dims, big-endian data."""
+    header = bytes([0, 0, type_code, array.ndim]) + np.array(array.shape, ">u4").tobytes()
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+
+
+@pytest.mark.parametrize("compress", [True, False])
+@pytest.mark.parametrize("dtype, type_code", [(np.uint8, 0x08), (np.int16, 0x0B), (np.float32, 0x0D)])
+def test_read_idx_roundtrip(tmp_path, compress, dtype, type_code):
+    values = np.arange(24).reshape(2, 3, 4)
+    array = (values * 10 if dtype == np.uint8 else values * 7 - 20).astype(dtype)
+    data = idx_bytes(array, type_code)
+    path = tmp_path / "x.idx"
+    path.write_bytes(gzip.compress(data) if compress else data)
+    result = read_idx(path)
+    assert result.dtype == np.dtype(dtype) and result.dtype.isnative
+    np.testing.assert_array_equal(result, array)
+
+
+@pytest.mark.parametrize("data, words", [
+    (b"\x08\x03\x00\x00" + bytes(12), ["not an IDX file"]),
+    (b"\x00\x00\x07\x01" + bytes(8), ["type code 0x07"]),
+    (b"\x00\x00\x08\x02\x00\x00\x00\x02\x00\x00\x00\x02" + bytes(3), ["needs 16"]),
+])
+def test_read_idx_rejects_bad_files(tmp_path, data, words):
+    path = tmp_path / "bad.idx.gz"
+    path.write_bytes(gzip.compress(data))
+    with pytest.raises(DataError, match=words[0]):
+        read_idx(path)
+
+
+def test_fashion_mnist_missing_files_explain_fix(tmp_path):
+    with pytest.raises(DataError, match="apt-get install dataset-fashion-mnist") as info:
+        make_source("fashion_mnist", 28, 1, data_dir=str(tmp_path))
+    assert "GAN_JAX_FASHION_MNIST_DIR" in str(info.value)
+
+
+def test_fashion_mnist_env_var_overrides_dir(tmp_path, monkeypatch):
+    images = np.arange(3 * 28 * 28, dtype=np.uint32).reshape(3, 28, 28).astype(np.uint8)
+    labels = np.array([3, 0, 9], np.uint8)
+    for prefix in ("train", "t10k"):
+        (tmp_path / f"{prefix}-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx_bytes(images, 0x08)))
+        (tmp_path / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(gzip.compress(idx_bytes(labels, 0x08)))
+    monkeypatch.setenv("GAN_JAX_FASHION_MNIST_DIR", str(tmp_path))
+    source = make_source("fashion_mnist:all", 28, 3)
+    batch = source.get(np.arange(6))
+    assert source.num_examples == 6 and batch["image"].shape == (6, 28, 28, 3)
+    np.testing.assert_array_equal(batch["image"][4, ..., 1], images[1])
+    np.testing.assert_array_equal(batch["label"], [3, 0, 9, 3, 0, 9])
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+                    reason="Debian package dataset-fashion-mnist not installed")
+def test_real_fashion_mnist():
+    train = make_source("fashion_mnist", 28, 1)
+    test = make_source("fashion_mnist:test", 28, 1)
+    assert (train.num_examples, test.num_examples) == (60000, 10000)
+    assert train.image_shape == (28, 28, 1) and train.num_classes == 10
+    batch = test.get(np.arange(10000))
+    assert batch["image"].shape == (10000, 28, 28, 1) and batch["image"].dtype == np.uint8
+    assert sorted(set(batch["label"])) == list(range(10)) and np.bincount(batch["label"]).tolist() == [1000] * 10
+    assert batch["image"].max() == 255
+
+
+# ------------------------------------------------------------------------------------------ tfds
+
+
+@pytest.fixture
+def tfds():
+    return pytest.importorskip("tensorflow_datasets")
+
+
+@pytest.mark.parametrize("name, native", [("mnist", (28, 28, 1)), ("cifar10", (32, 32, 3))])
+@pytest.mark.parametrize("resolution, channels", [(None, None), (16, 1), (20, 3)])
+def test_tfds_mock_data(tfds, name, native, resolution, channels):
+    resolution = resolution or native[0]
+    channels = channels or native[2]
+    with tfds.testing.mock_data(num_examples=5):
+        source = make_source(f"tfds:{name}:test", resolution, channels)
+        raw = tfds.data_source(name, split="test")
+        batch = source.get(np.array([4, 0, 4]))
+    assert source.num_examples == 5 and source.num_classes == 10
+    assert source.image_shape == (resolution, resolution, channels)
+    assert batch["image"].shape == (3, resolution, resolution, channels) and batch["image"].dtype == np.uint8
+    assert batch["label"].dtype == np.int32 and batch["label"].tolist() == [int(raw[i]["label"]) for i in (4, 0, 4)]
+    np.testing.assert_array_equal(batch["image"][0], batch["image"][2])
+    if (resolution, resolution, channels) == native:
+        np.testing.assert_array_equal(batch["image"][1], raw[0]["image"])
+
+
+def test_tfds_unprepared_fails_fast_with_instructions(tfds, tmp_path):
+    start = time.monotonic()
+    with pytest.raises(DataError) as info:
+        make_source("tfds:mnist", 16, 1, data_dir=str(tmp_path))
+    assert time.monotonic() - start < 10
+    message = str(info.value)
+    assert "'mnist'" in message and "download" in message and str(tmp_path) in message and "\n" not in message
+
+
+def test_tfds_unknown_and_non_image(tfds, tmp_path):
+    with pytest.raises(DataError, match="unknown tfds data set 'nope'; see tfds.list_builders()"):
+        make_source("tfds:nope", 16, 1, data_dir=str(tmp_path))
+    with pytest.raises(DataError, match="no 'image' feature"):
+        make_source("tfds:imdb_reviews", 16, 1, data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize("error, prepared, words", [
+    (NotImplementedError("Random access ... FileFormat.TFRECORD"), True, ["prepared as", "array_record"]),
+    (ValueError('Unknown split "bogus".\nmore'), False, ["split 'bogus'", 'Unknown split "bogus".']),
+])
+def test_tfds_open_errors_become_one_line(tfds, monkeypatch, tmp_path, error, prepared, words):
+    def fail(*args, **kwargs):
+        raise error
+    monkeypatch.setattr(tfds, "data_source", fail)
+    monkeypatch.setattr(tfds.core.DatasetBuilder, "is_prepared", lambda self: prepared)
+    with pytest.raises(DataError) as info:
+        make_source("tfds:mnist:bogus", 16, 1, data_dir=str(tmp_path))
+    assert all(word in str(info.value) for word in words) and "\n" not in str(info.value)
+
+
+# ---------------------------------------------------------------------------------------- folder
+
+
+def split_image(size: tuple[int, int], left: tuple, right: tuple, mode: str = "RGB") -> Image.Image:
+    """An image whose left half is `left` and right half is `right`."""
+    image = Image.new(mode, size, left)
+    image.paste(right, (size[0] // 2, 0, size[0], size[1]))
+    return image
+
+
+def test_folder_loads_converts_and_crops(tmp_path):
+    (tmp_path / "sub").mkdir()
+    # 40x20, left red / right blue: the center 20x20 crop straddles both halves.
+    split_image((40, 20), (255, 0, 0), (0, 0, 255)).save(tmp_path / "b_wide.png")
+    # 12x36 tall: top rows green, rest white; the center crop is all white.
+    tall = Image.new("RGB", (12, 36), (255, 255, 255))
+    tall.paste((0, 255, 0), (0, 0, 12, 6))
+    tall.save(tmp_path / "sub" / "c_tall.JPG", quality=100)
+    Image.new("RGBA", (10, 10), (10, 20, 30, 0)).save(tmp_path / "a_rgba.png")
+    Image.new("L", (10, 10), 200).save(tmp_path / "d_gray.bmp")
+    Image.new("P", (10, 10), 3).save(tmp_path / "e_palette.gif")
+    (tmp_path / "notes.txt").write_text("not an image")
+
+    source = make_source(f"folder:{tmp_path}", 10, 3)
+    images = source.get(np.arange(source.num_examples))["image"]
+    assert source.num_examples == 5 and source.num_classes is None and images.shape == (5, 10, 10, 3)
+    assert "label" not in source.get(np.array([0]))
+    np.testing.assert_array_equal(images[0], np.broadcast_to([10, 20, 30], (10, 10, 3)))  # a_rgba
+    wide = images[1].astype(int)  # b_wide: 20x10 after resize, crop keeps columns 5..14
+    assert (wide[:, :3] == [255, 0, 0]).all() and (wide[:, -3:] == [0, 0, 255]).all()
+    np.testing.assert_array_equal(images[2], np.full((10, 10, 3), 200))  # d_gray
+    assert np.abs(images[4].astype(int) - 255).max() <= 3  # sub/c_tall: sorted last, center crop is white
+    assert source.name.endswith(str(tmp_path))
+
+    gray = make_source(f"folder:{tmp_path}", 10, 1).get(np.arange(5))["image"]
+    assert gray.shape == (5, 10, 10, 1)
+    np.testing.assert_array_equal(gray[2, ..., 0], np.full((10, 10), 200))
+    assert abs(int(gray[1, 0, 0, 0]) - round(0.299 * 255)) <= 1  # red -> luma
+
+
+def test_folder_order_is_deterministic(tmp_path):
+    for i in (3, 1, 2):
+        Image.new("L", (8, 8), i * 50).save(tmp_path / f"img{i}.png")
+    first = make_source(f"folder:{tmp_path}", 8, 1).get(np.arange(3))["image"]
+    np.testing.assert_array_equal(first[:, 0, 0, 0], [50, 100, 150])
+    np.testing.assert_array_equal(make_source(f"folder:{tmp_path}", 8, 1).get(np.arange(3))["image"], first)
+
+
+def test_folder_bad_files_are_named(tmp_path):
+    Image.new("RGB", (8, 8)).save(tmp_path / "good.png")
+    (tmp_path / "garbage.jpg").write_bytes(b"definitely not a jpeg")
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(tmp_path / "full.png")
+    (tmp_path / "truncated.png").write_bytes((tmp_path / "full.png").read_bytes()[:60])
+    with pytest.raises(DataError) as info:
+        make_source(f"folder:{tmp_path}", 8, 3)
+    message = str(info.value)
+    assert message.startswith("2 unreadable image(s)") and "garbage.jpg" in message and "truncated.png" in message
+    assert "good.png" not in message and "\n" not in message
+
+
+def test_folder_empty_or_missing(tmp_path):
+    (tmp_path / "readme.txt").write_text("no images here")
+    with pytest.raises(DataError, match="no image files"):
+        make_source(f"folder:{tmp_path}", 8, 3)
+    with pytest.raises(DataError, match="does not exist"):
+        make_source(f"folder:{tmp_path / 'missing'}", 8, 3)
+
+
+# ------------------------------------------------------------------------------ batch_indices
+
+
+def stream(seed: int, num_examples: int, length: int) -> np.ndarray:
+    """The first `length` positions of the epoch-concatenated index stream."""
+    epochs = -(-length // num_examples)
+    return np.concatenate([np.random.default_rng([seed, e]).permutation(num_examples) for e in range(epochs)])[:length]
+
+
+def test_batch_indices_follow_the_epoch_stream():
+    num_examples, batch_size, n_critic, steps = 10, 4, 3, 7  # 84 positions = 8.4 epochs, crossing boundaries
+    got = np.stack([batch_indices(5, s, num_examples, batch_size, n_critic) for s in range(steps)])
+    assert got.shape == (steps, n_critic, batch_size) and got.dtype == np.int64
+    np.testing.assert_array_equal(got.reshape(-1), stream(5, num_examples, steps * n_critic * batch_size))
+    for epoch in range(8):
+        assert sorted(got.reshape(-1)[epoch * 10:(epoch + 1) * 10]) == list(range(10))
+
+
+def test_batch_indices_deterministic_and_resumable():
+    sequence = [batch_indices(1, s, 1000, 64, 2) for s in range(40)]
+    epoch_permutation.cache_clear()
+    np.testing.assert_array_equal(batch_indices(1, 37, 1000, 64, 2), sequence[37])
+    assert not np.array_equal(batch_indices(2, 37, 1000, 64, 2), sequence[37])
+    assert not np.array_equal(sequence[0], sequence[1])
+
+
+def test_batch_indices_process_sharding():
+    full = batch_indices(3, 11, 50, 12, 2)
+    shards = [batch_indices(3, 11, 50, 12, 2, process_index=p, process_count=3) for p in range(3)]
+    assert all(shard.shape == (2, 4) for shard in shards)
+    np.testing.assert_array_equal(np.concatenate(shards, axis=1), full)
+    with pytest.raises(ValueError, match="not divisible by process_count 5"):
+        batch_indices(3, 11, 50, 12, process_count=5)
+    with pytest.raises(ValueError, match="process_index"):
+        batch_indices(3, 11, 50, 12, process_index=2, process_count=2)
+
+
+def test_batch_larger_than_data_set_spans_epochs():
+    got = batch_indices(0, 1, 3, 8)
+    np.testing.assert_array_equal(got[0], stream(0, 3, 16)[8:])
+
+
+# ------------------------------------------------------------------------------ BatchIterator
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return make_source("digits", 8, 1)
+
+
+def test_batch_iterator_matches_direct_calls(digits):
+    with BatchIterator(digits, seed=4, start_step=0, batch_size=16, n_critic=2) as iterator:
+        batches = [next(iterator) for _ in range(5)]
+    for step, (got_step, batch) in enumerate(batches):
+        indices = batch_indices(4, step, digits.num_examples, 16, 2)
+        assert got_step == step and batch["image"].shape == (2, 16, 8, 8, 1) and batch["label"].shape == (2, 16)
+        np.testing.assert_array_equal(batch["image"], digits.get(indices.reshape(-1))["image"].reshape(2, 16, 8, 8, 1))
+        np.testing.assert_array_equal(batch["label"], digits.get(indices.reshape(-1))["label"].reshape(2, 16))
+
+
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_batch_iterator_resume_equals_skip(digits, prefetch):
+    full = BatchIterator(digits, 9, 0, 30, process_index=1, process_count=2, prefetch=prefetch)
+    skipped = [next(full) for _ in range(6)][3:]
+    full.close()
+    resumed = BatchIterator(digits, 9, 3, 30, process_index=1, process_count=2, prefetch=prefetch)
+    for (step_a, a), (step_b, b) in zip(skipped, [next(resumed) for _ in range(3)]):
+        assert step_a == step_b and a["image"].shape == (1, 15, 8, 8, 1)
+        np.testing.assert_array_equal(a["image"], b["image"])
+        np.testing.assert_array_equal(a["label"], b["label"])
+    resumed.close()
+    with pytest.raises(StopIteration):
+        next(resumed)
