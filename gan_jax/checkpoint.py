@@ -55,6 +55,16 @@ class Checkpoints:
         return self._manager.restore(step, args=ocp.args.Composite(
             config=ocp.args.JsonRestore())).config
 
+    def quarantine(self, step: int) -> Path:
+        """Move an unreadable checkpoint aside (kept for inspection, never deleted) and forget it."""
+        target = self.directory / f"{step}.unreadable"
+        suffix = 1
+        while target.exists():
+            target, suffix = self.directory / f"{step}.unreadable.{suffix}", suffix + 1
+        (self.directory / str(step)).rename(target)
+        self._manager.reload()
+        return target
+
     def close(self) -> None:
         self._manager.wait_until_finished()
         self._manager.close()

@@ -8,12 +8,14 @@ checkpoint; raising train.num_steps continues the run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
 import signal
 import sys
 import time
+import warnings
 from importlib import metadata
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from gan_jax.data.sources import DataError, make_source
 from gan_jax.metric_writers import MetricWriter
 from gan_jax.run import Run, build_run
 from gan_jax.state import GANState
+from gan_jax.workdir import WorkdirBusyError, exclusive
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml-collections", "numpy",
             "tensorflow-datasets")
@@ -71,18 +74,38 @@ def environment() -> dict:
 
 
 def restore_or_init(run: Run, checkpoints: Checkpoints, plain_config: dict) -> GANState:
-    """The newest checkpoint's state when there is one (its config must match), else a new state."""
-    if checkpoints.latest_step() is None:
-        return run.init_state()
-    saved_config = checkpoints.restore_config()
-    changes = config_lib.math_changes(saved_config, plain_config)
-    if changes and not run.config.allow_config_change:
-        raise config_lib.ConfigError(
-            f"the checkpoints in {checkpoints.directory} were made with a different config "
-            f"({'; '.join(changes)}); use a new --workdir, or pass "
-            f"--config.allow_config_change=True to continue with the new values")
-    state, _ = checkpoints.restore(run.abstract_state(), parallel.replicated(run.mesh))
-    return state
+    """The newest readable checkpoint's state (its config must match), else a new state.
+
+    An unreadable checkpoint (truncated, missing or garbled files) is moved aside to
+    `<step>.unreadable` with a warning naming it, and the previous one is tried.
+    """
+    while (step := checkpoints.latest_step()) is not None:
+        try:
+            saved_config = checkpoints.restore_config(step)
+        except Exception as e:  # noqa: BLE001 (any read failure means "unreadable")
+            _set_aside(checkpoints, step, e)
+            continue
+        changes = config_lib.math_changes(saved_config, plain_config)
+        if changes and not run.config.allow_config_change:
+            raise config_lib.ConfigError(
+                f"the checkpoints in {checkpoints.directory} were made with a different config "
+                f"({'; '.join(changes)}); use a new --workdir, or pass "
+                f"--config.allow_config_change=True to continue with the new values")
+        try:
+            state, _ = checkpoints.restore(run.abstract_state(), parallel.replicated(run.mesh), step)
+        except Exception as e:  # noqa: BLE001
+            _set_aside(checkpoints, step, e)
+            continue
+        return state
+    return run.init_state()
+
+
+def _set_aside(checkpoints: Checkpoints, step: int, error: Exception) -> None:
+    reason = (str(error).strip().splitlines() or [""])[0][:200]
+    moved = checkpoints.quarantine(step)
+    warnings.warn(f"checkpoint step {step} is unreadable ({type(error).__name__}: {reason}); "
+                  f"moved it to {moved} and falling back to the previous checkpoint",
+                  RuntimeWarning, stacklevel=2)
 
 
 def _check_finite(step: int, metrics: dict, checkpoints: Checkpoints) -> None:
@@ -104,6 +127,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                          data_dir=data.data_dir or None)  # DataError before compiling
     is_main = jax.process_index() == 0
     workdir.mkdir(parents=True, exist_ok=True)
+    with exclusive(workdir) if is_main else contextlib.nullcontext():
+        return _train(run, source, workdir, progress)
+
+
+def _train(run: Run, source, workdir: Path, progress: bool) -> GANState:
+    config = run.config
+    is_main = jax.process_index() == 0
     plain_config = config_lib.to_plain(config)
     checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
     state = restore_or_init(run, checkpoints, plain_config)
@@ -170,7 +200,7 @@ def main(argv=None) -> None:
     def _main(_):
         try:
             train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
-        except (config_lib.ConfigError, DataError, FloatingPointError) as e:
+        except (config_lib.ConfigError, DataError, FloatingPointError, WorkdirBusyError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
 

@@ -4,6 +4,9 @@ Tests that want one device pass `devices=jax.devices()[:1]`.
 """
 
 import os
+import subprocess
+import sys
+import textwrap
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_force_host_platform_device_count=8").strip()
@@ -36,3 +39,37 @@ def tiny_config():
 @pytest.fixture
 def one_device():
     return jax.devices()[:1]
+
+
+TINY_CONFIG_FILE = textwrap.dedent("""
+    from gan_jax.configs import digits_dcgan
+
+    def get_config():
+        config = digits_dcgan.get_config()
+        config.data.resolution = 8
+        config.model.width = 8
+        config.model.latent_dim = 8
+        config.train.batch_size = 16
+        config.train.num_steps = 2
+        config.train.log_every_steps = 1
+        config.train.sample_every_steps = 2
+        config.checkpoint.every_steps = 2
+        config.ema.start_step = 1
+        config.ema.decay = 0.9
+        config.sample.num = 4
+        return config
+""")
+
+
+@pytest.fixture(scope="session")
+def tiny_config_file(tmp_path_factory):
+    """Path of a config file for the same tiny run as `tiny_config`, for the commands."""
+    path = tmp_path_factory.mktemp("configs") / "tiny.py"
+    path.write_text(TINY_CONFIG_FILE)
+    return path
+
+
+def run_module(*args, timeout=180):
+    """`python -m args...` in a subprocess (which inherits the 8 CPU devices)."""
+    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
+                          timeout=timeout)

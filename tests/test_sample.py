@@ -1,41 +1,16 @@
 """The train and sample commands end to end, as a user runs them."""
 
-import subprocess
-import sys
-import textwrap
-
 import numpy as np
 import pytest
 from PIL import Image
 
-TINY_CONFIG = textwrap.dedent("""
-    from gan_jax.configs import digits_dcgan
-
-    def get_config():
-        config = digits_dcgan.get_config()
-        config.data.resolution = 8
-        config.model.width = 8
-        config.model.latent_dim = 8
-        config.train.batch_size = 16
-        config.train.num_steps = 2
-        config.train.log_every_steps = 1
-        config.train.sample_every_steps = 2
-        config.checkpoint.every_steps = 2
-        config.sample.num = 4
-        return config
-""")
-
-
-def run(*args):
-    return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
-                          timeout=180)
+from conftest import run_module as run
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
+def workdir(tmp_path_factory, tiny_config_file):
     root = tmp_path_factory.mktemp("cli")
-    (root / "tiny.py").write_text(TINY_CONFIG)
-    r = run("gan_jax.train", f"--workdir={root / 'run'}", f"--config={root / 'tiny.py'}")
+    r = run("gan_jax.train", f"--workdir={root / 'run'}", f"--config={tiny_config_file}")
     assert r.returncode == 0, r.stderr
     return root / "run"
 
@@ -46,9 +21,8 @@ def test_train_command_writes_checkpoint_and_grid(workdir):
     assert grid.shape == (2 * 9 + 1, 2 * 9 + 1)  # 2x2 grid of 8 px images, 1 px padding
 
 
-def test_train_command_continues_when_num_steps_is_raised(workdir, tmp_path):
-    config = workdir.parent / "tiny.py"
-    r = run("gan_jax.train", f"--workdir={workdir}", f"--config={config}",
+def test_train_command_continues_when_num_steps_is_raised(workdir, tiny_config_file):
+    r = run("gan_jax.train", f"--workdir={workdir}", f"--config={tiny_config_file}",
             "--config.train.num_steps=3")
     assert r.returncode == 0, r.stderr
     assert (workdir / "checkpoints" / "3").is_dir()

@@ -128,3 +128,34 @@ def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tiny_config, one_d
         train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()
                   if p.name.isdigit()) == [2]
+
+
+def _corrupt(step_dir, how):
+    files = sorted((p for p in (step_dir / "state").rglob("*") if p.is_file()),
+                   key=lambda p: p.stat().st_size)
+    if how == "truncated":
+        for p in files:
+            p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+    elif how == "missing":
+        for p in files:
+            if p.name in ("manifest.ocdbt", "_METADATA"):
+                p.unlink()
+    elif how == "garbage":
+        rng = np.random.default_rng(0)
+        for p in files:
+            p.write_bytes(rng.integers(0, 256, p.stat().st_size, dtype=np.uint8).tobytes())
+
+
+@pytest.mark.parametrize("how", ["truncated", "missing", "garbage"])
+def test_unreadable_newest_checkpoint_falls_back_and_keeps_it(tiny_config, one_device, tmp_path,
+                                                               how):
+    unbroken = train_and_evaluate(tiny_config, tmp_path / "unbroken", devices=one_device,
+                                  progress=False)
+    workdir = tmp_path / "damaged"
+    train_and_evaluate(tiny_config, workdir, devices=one_device, progress=False)
+    _corrupt(workdir / "checkpoints" / "4", how)
+    with pytest.warns(RuntimeWarning, match=r"checkpoint step 4 is unreadable .*4\.unreadable"):
+        resumed = train_and_evaluate(tiny_config, workdir, devices=one_device, progress=False)
+    assert (workdir / "checkpoints" / "4.unreadable").is_dir()  # kept for inspection
+    assert (workdir / "checkpoints" / "4").is_dir()  # rewritten by the resumed run
+    assert_bitwise_equal(unbroken, resumed)
