@@ -45,7 +45,7 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
 
         (d_params, d_opt_state, d_state), d_metrics = jax.lax.scan(
             critic_update, (state.d_params, state.d_opt_state, state.d_state),
-            (batch, jnp.arange(n_critic)), unroll=True)
+            (batch, jnp.arange(n_critic)))
 
         keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic), local_batch)
         last_batch = jax.tree.map(lambda x: x[-1], batch)
