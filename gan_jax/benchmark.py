@@ -59,10 +59,11 @@ def time_train_step(config, steps: int = 10, warmup: int = 2, devices=None) -> d
 
 
 def _row(name: str, r: dict) -> str:
-    mem = r.get("device_peak_mb", r.get("host_peak_rss_mb", float("nan")))
+    mem = r.get("device_peak_mb", r.get("host_peak_rss_mb"))
     compile_s = r.get("compile_s")
     return (f"| {name} | {r['s_per_step']:.4f} | {r['img_per_s']:.1f} | "
-            f"{'-' if compile_s is None else f'{compile_s:.1f}'} | {mem:.0f} |")
+            f"{'-' if compile_s is None else f'{compile_s:.1f}'} | "
+            f"{'-' if mem is None else f'{mem:.0f}'} |")
 
 
 def main(argv=None) -> None:
@@ -85,6 +86,7 @@ def main(argv=None) -> None:
         print(f"model={config.model.name} data={config.data.name} "
               f"res={config.data.resolution} ch={config.data.channels} width={config.model.width} "
               f"batch={config.train.batch_size} n_critic={config.train.n_critic}")
+        # Peak memory: the device's when it reports one, else this process's host RSS so far.
         print("| implementation | s/step | img/s | compile s | peak MiB |")
         print("|---|---|---|---|---|")
         print(_row(f"gan_jax ({jax.default_backend()})", time_train_step(config, f.steps)), flush=True)
@@ -93,10 +95,15 @@ def main(argv=None) -> None:
 
             if config.model.name != "dcgan" or config.train.n_critic != 1:
                 sys.exit("--torch needs a DCGAN config with train.n_critic=1")
+            import torch
+
+            device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
             r = dcgan_step_timing(config.data.resolution, config.data.channels, config.model.width,
-                                  config.model.latent_dim, config.train.batch_size, steps=f.steps)
-            r["host_peak_rss_mb"] = peak_memory_mb()["host_peak_rss_mb"]
-            print(_row(f"PyTorch {r.get('torch_version', '')} (cpu, {r.get('threads')} threads)", r))
+                                  config.model.latent_dim, config.train.batch_size, steps=f.steps,
+                                  device=device)
+            if device == "cuda":
+                r["device_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
+            print(_row(f"PyTorch {r['torch_version']} ({device}, {r['threads']} threads)", r))
 
     app.run(_main, argv=argv)
 

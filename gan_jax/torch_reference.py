@@ -108,11 +108,12 @@ def _median_time(fn, steps: int, warmup: int) -> float:
 
 def dcgan_step_timing(resolution: int, channels: int, width: int, latent_dim: int,
                       batch_size: int, steps: int = 5, warmup: int = 2,
-                      threads: int | None = None) -> dict:
-    """Median seconds of one PyTorch DCGAN training step (D update + G update) on CPU.
+                      threads: int | None = None, device: str = "cpu") -> dict:
+    """Median seconds of one PyTorch DCGAN training step (D update + G update) on `device`.
 
-    Returns {'s_per_step', 'img_per_s', 'torch_version', 'threads'}; `threads` (None = torch's
-    default) sets torch's intra-op thread count for the measurement and is restored afterwards.
+    Returns {'s_per_step', 'img_per_s', 'torch_version', 'threads', 'device'}; `threads` (None =
+    torch's default) sets torch's intra-op thread count for the measurement and is restored
+    afterwards. On CUDA each step ends with a synchronize, so the time is the GPU's.
     """
     torch = _torch()
     old_threads = torch.get_num_threads()
@@ -121,29 +122,32 @@ def dcgan_step_timing(resolution: int, channels: int, width: int, latent_dim: in
     try:
         torch.manual_seed(0)
         g, d = build_dcgan(resolution, channels, width, latent_dim)
+        g, d = g.to(device), d.to(device)
         g.train()
         d.train()
         opt_g = torch.optim.Adam(g.parameters(), lr=2e-4, betas=(0.5, 0.999))
         opt_d = torch.optim.Adam(d.parameters(), lr=2e-4, betas=(0.5, 0.999))
         bce = torch.nn.BCEWithLogitsLoss()
-        real = torch.rand(batch_size, channels, resolution, resolution) * 2 - 1
-        ones = torch.ones(batch_size)
-        zeros = torch.zeros(batch_size)
+        real = torch.rand(batch_size, channels, resolution, resolution, device=device) * 2 - 1
+        ones = torch.ones(batch_size, device=device)
+        zeros = torch.zeros(batch_size, device=device)
+        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
         def step():
             # As in pytorch/examples dcgan/main.py.
             d.zero_grad()
             bce(d(real), ones).backward()
-            fake = g(torch.randn(batch_size, latent_dim))
+            fake = g(torch.randn(batch_size, latent_dim, device=device))
             bce(d(fake.detach()), zeros).backward()
             opt_d.step()
             g.zero_grad()
             bce(d(fake), ones).backward()
             opt_g.step()
+            sync()
 
         s = _median_time(step, steps, warmup)
         return {"s_per_step": s, "img_per_s": batch_size / s, "torch_version": torch.__version__,
-                "threads": torch.get_num_threads()}
+                "threads": torch.get_num_threads(), "device": device}
     finally:
         torch.set_num_threads(old_threads)
 

@@ -3,10 +3,12 @@
 Tests that want one device pass `devices=jax.devices()[:1]`.
 """
 
+import importlib.util
 import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_force_host_platform_device_count=8").strip()
@@ -15,25 +17,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import jax  # noqa: E402  (after XLA_FLAGS)
 import pytest  # noqa: E402
 
-from gan_jax.configs import digits_dcgan  # noqa: E402
-
-
-@pytest.fixture
-def tiny_config():
-    """A DCGAN on 8x8 digits small enough to compile and run a few steps in seconds."""
-    config = digits_dcgan.get_config()
-    config.data.resolution = 8
-    config.model.width = 8
-    config.model.latent_dim = 8
-    config.train.batch_size = 16
-    config.train.num_steps = 4
-    config.train.log_every_steps = 2
-    config.train.sample_every_steps = 0
-    config.checkpoint.every_steps = 2
-    config.ema.start_step = 1
-    config.ema.decay = 0.9
-    config.sample.num = 4
-    return config
 
 
 @pytest.fixture
@@ -50,9 +33,9 @@ TINY_CONFIG_FILE = textwrap.dedent("""
         config.model.width = 8
         config.model.latent_dim = 8
         config.train.batch_size = 16
-        config.train.num_steps = 2
-        config.train.log_every_steps = 1
-        config.train.sample_every_steps = 2
+        config.train.num_steps = 4
+        config.train.log_every_steps = 2
+        config.train.sample_every_steps = 0
         config.checkpoint.every_steps = 2
         config.ema.start_step = 1
         config.ema.decay = 0.9
@@ -63,10 +46,24 @@ TINY_CONFIG_FILE = textwrap.dedent("""
 
 @pytest.fixture(scope="session")
 def tiny_config_file(tmp_path_factory):
-    """Path of a config file for the same tiny run as `tiny_config`, for the commands."""
+    """A config file for a DCGAN on 8x8 digits that compiles and runs a few steps in seconds."""
     path = tmp_path_factory.mktemp("configs") / "tiny.py"
     path.write_text(TINY_CONFIG_FILE)
     return path
+
+
+def load_config(path):
+    """get_config() of a config file."""
+    spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+@pytest.fixture
+def tiny_config(tiny_config_file):
+    """A fresh ConfigDict of the tiny config file, for in-process runs."""
+    return load_config(tiny_config_file)
 
 
 def run_module(*args, timeout=180):

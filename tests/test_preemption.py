@@ -1,6 +1,5 @@
 """SIGTERM saves and exits cleanly; the resumed run is bitwise the unbroken one; one process per workdir."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -11,16 +10,9 @@ import time
 import jax
 import numpy as np
 
-from conftest import run_module
+from conftest import load_config, run_module
 from gan_jax.train import train_and_evaluate
 from gan_jax.workdir import exclusive
-
-
-def load_config(path):
-    spec = importlib.util.spec_from_file_location("tiny_config", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
 
 
 def wait_for_logged_steps(path, count, timeout=120):

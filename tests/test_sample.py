@@ -10,7 +10,8 @@ from conftest import run_module as run
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, tiny_config_file):
     root = tmp_path_factory.mktemp("cli")
-    r = run("gan_jax.train", f"--workdir={root / 'run'}", f"--config={tiny_config_file}")
+    r = run("gan_jax.train", f"--workdir={root / 'run'}", f"--config={tiny_config_file}",
+            "--config.train.num_steps=2", "--config.train.sample_every_steps=2")
     assert r.returncode == 0, r.stderr
     return root / "run"
 
