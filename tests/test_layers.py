@@ -1,5 +1,6 @@
 """gan_jax.models.layers: the transposed conv equals lax.conv_transpose / the adjoint of a strided
-conv / torch's conv_transpose2d, in value and in both gradients."""
+conv / torch's conv_transpose2d, and the strided conv equals lax.conv_general_dilated, in value, in
+both gradients and in second-order (gradient-penalty) gradients."""
 
 import functools
 
@@ -11,7 +12,7 @@ from jax import lax
 from jax.test_util import check_grads
 
 from gan_jax.models import layers
-from gan_jax.models.layers import ConvTranspose, conv_transpose
+from gan_jax.models.layers import Conv, ConvTranspose, conv, conv_transpose
 
 DN = ("NHWC", "HWIO", "NHWC")
 TOL = dict(atol=1e-5, rtol=1e-5)
@@ -255,3 +256,169 @@ def test_matches_torch_conv_transpose2d(ksize, strides, pad):
     close(y, yt.detach().numpy().transpose(0, 2, 3, 1))
     close(dx, xt.grad.numpy().transpose(0, 2, 3, 1))
     close(dk, weight.grad.numpy().transpose(2, 3, 1, 0))
+
+
+# ------------------------------------------------------------------------------------------------
+# conv / Conv: the regular strided convolution with custom gradients
+
+# (kernel size, strides, padding, input size (H, W))
+CONV_CASES = [
+    ((4, 4), (2, 2), ((1, 1), (1, 1)), (6, 8)),  # DCGAN discriminator: H -> H/2
+    ((4, 4), (2, 2), ((1, 1), (1, 1)), (7, 5)),  # odd sizes: the conv drops trailing rows
+    ((3, 3), (1, 1), ((1, 1), (1, 1)), (5, 4)),
+    ((1, 1), (1, 1), ((0, 0), (0, 0)), (3, 4)),
+    ((5, 3), (3, 2), ((2, 0), (1, 2)), (8, 7)),  # anisotropic and asymmetric
+    # kernel not a multiple of the stride; trailing input rows that no window touches
+    ((3, 3), (2, 2), ((0, 0), (0, 0)), (8, 7)),
+]
+CONV_IDS = [f"k{k[0]}x{k[1]}-s{s[0]}x{s[1]}-p{p}-in{hw[0]}x{hw[1]}" for k, s, p, hw in CONV_CASES]
+
+
+def gp_loss(fn, x, kernel):
+    """A value plus a gradient penalty on the input gradient, as in WGAN-GP / R1."""
+    dx = jax.grad(lambda x: jnp.sum(jnp.tanh(fn(x, kernel))))(x)
+    return jnp.sum(fn(x, kernel) ** 2) + jnp.sum(dx ** 2)
+
+
+def gp_loss_kx(fn, kernel, x):
+    return gp_loss(fn, x, kernel)
+
+
+def conv_results(ksize, strides, padding, in_hw):
+    """Everything the conv tests compare for one case, computed in one compiled program (the
+    gradient penalty, slow to compile, only for strided cases)."""
+    with_gp = strides != (1, 1)
+    x, kernel = make_inputs(ksize, in_hw, seed=11)
+    kernel = jnp.swapaxes(kernel, 2, 3)  # (kh, kw, in, out)
+    out_hw = layers.conv_output_shape(in_hw, ksize, strides, padding)
+    g = jnp.asarray(np.random.default_rng(12).normal(size=(2, *out_hw, 4)), jnp.float32)
+    ours = lambda x, k: conv(x, k, strides, padding)
+    ref = lambda x, k: strided_conv(x, k, strides, padding)
+
+    def grads(fn):
+        return jax.grad(lambda x, k: jnp.vdot(fn(x, k), g), (0, 1))(x, kernel)
+
+    @jax.jit
+    def compute(x, kernel):
+        return dict(
+            y=ours(x, kernel), y_ref=ref(x, kernel), grads=grads(ours), grads_ref=grads(ref),
+            # the native kernel gradient used on GPU/TPU (only the im2col one runs on CPU)
+            dk_native=layers._conv_kernel_grad_native(x, kernel, g, strides, padding),
+            **(dict(gp=jax.grad(functools.partial(gp_loss, ours), (0, 1))(x, kernel),
+                    gp_ref=jax.grad(functools.partial(gp_loss, ref), (0, 1))(x, kernel))
+               if with_gp else {}))
+
+    return compute(x, kernel)
+
+
+@pytest.mark.parametrize("ksize,strides,padding,in_hw", CONV_CASES, ids=CONV_IDS)
+def test_conv_value_gradients_and_gradient_penalty_match_lax(ksize, strides, padding, in_hw):
+    r = conv_results(ksize, strides, padding, in_hw)
+    out_hw = tuple((n + lo + hi - k) // s + 1
+                   for n, k, s, (lo, hi) in zip(in_hw, ksize, strides, padding))
+    assert r["y"].shape == (2, *out_hw, 4)
+    close(r["y"], r["y_ref"])
+    close(r["grads"][0], r["grads_ref"][0])  # d/dx
+    close(r["grads"][1], r["grads_ref"][1])  # d/dkernel
+    close(r["dk_native"], r["grads_ref"][1])
+    if "gp" in r:
+        close(r["gp"][0], r["gp_ref"][0], rtol=1e-4, atol=1e-4)  # second order, d/dx
+        close(r["gp"][1], r["gp_ref"][1], rtol=1e-4, atol=1e-4)  # second order, d/dkernel
+
+
+def test_batch_chunked_im2col_gradients(monkeypatch):
+    """Tiny `_CHUNK_BYTES`: the CPU gradients of both layers run as a scan over batch chunks."""
+    monkeypatch.setattr(layers, "_CHUNK_BYTES", 1)
+    x, kernel = make_inputs((4, 4), (6, 6), batch=6, seed=13)
+    kt = jnp.swapaxes(kernel, 2, 3)  # (kh, kw, in, out) for the strided conv
+    pad = ((1, 1), (1, 1))
+    cases = [(lambda x, k: conv(x, k), lambda x, k: strided_conv(x, k, (2, 2), pad), kt),
+             (lambda x, k: conv_transpose(x, k), lambda x, k: lax_reference(x, k, (2, 2), pad),
+              kernel)]
+
+    @jax.jit
+    def compute(x):
+        return [(jax.grad(functools.partial(gp_loss, ours), (0, 1))(x, k),
+                 jax.grad(functools.partial(gp_loss, ref), (0, 1))(x, k))
+                for ours, ref, k in cases]
+
+    assert "while" in jax.jit(compute).lower(x).as_text()  # really chunked
+    for ours, ref in compute(x):
+        close(ours[0], ref[0], rtol=1e-4, atol=1e-4)
+        close(ours[1], ref[1], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("params", ["replicated", "per_device"])
+def test_conv_shard_map_gradients(params, monkeypatch):
+    """Batch sharded over 2 devices, kernel replicated (its gradient summed over devices by
+    autodiff) or made per-device with pcast as the train step does (summed explicitly): gradients,
+    also of a gradient penalty and with batch-chunked im2col, equal lax's."""
+    if jax.device_count() < 2:
+        pytest.skip("needs 2 devices")
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    monkeypatch.setattr(layers, "_CHUNK_BYTES", 1)  # 2 chunks of 1 example per device
+    mesh = jax.make_mesh((2,), ("data",), devices=jax.devices()[:2])
+    x, kernel = make_inputs((4, 4), (4, 6), batch=4, seed=14)
+    x = jax.device_put(x, NamedSharding(mesh, P("data")))
+    kernel = jax.device_put(jnp.swapaxes(kernel, 2, 3), NamedSharding(mesh, P()))
+
+    def grads(fn):
+        def step(kernel, x):
+            if params == "per_device":
+                dk, dx = jax.grad(functools.partial(gp_loss_kx, fn), (0, 1))(
+                    lax.pcast(kernel, "data", to="varying"), x)
+                return lax.psum(dk, "data"), dx
+            return jax.grad(functools.partial(gp_loss_kx, fn), (0, 1))(kernel, x)
+
+        return jax.jit(jax.shard_map(step, mesh=mesh, in_specs=(P(), P("data")),
+                                     out_specs=(P(), P("data"))))(kernel, x)
+
+    ours = grads(lambda x, k: conv(x, k))
+    ref = grads(lambda x, k: strided_conv(x, k, (2, 2), ((1, 1), (1, 1))))
+    close(ours[0], ref[0], rtol=1e-4, atol=1e-4)
+    close(ours[1], ref[1], rtol=1e-4, atol=1e-4)
+
+
+def test_conv_rejects_unsupported_settings():
+    x, kernel = make_inputs((4, 4), (3, 3))
+    kernel = jnp.swapaxes(kernel, 2, 3)
+    for kwargs, message in [(dict(padding=((4, 4), (1, 1))), "padding"),
+                            (dict(padding="SAME"), "padding"), (dict(strides=(0, 2)), "stride")]:
+        with pytest.raises(ValueError, match=message):
+            conv(x, kernel, **kwargs)
+    with pytest.raises(ValueError, match="features"):
+        conv(x[..., :2], kernel)
+    with pytest.raises(ValueError, match="NHWC"):
+        conv(x[0], kernel)
+    with pytest.raises(ValueError, match="empty"):
+        conv(x[:, :1, :1], kernel)
+
+
+def test_conv_module_matches_flax_conv():
+    import flax.linen as nn
+
+    rng = np.random.default_rng(15)
+    x = jnp.asarray(rng.normal(size=(2, 8, 6, 3)), jnp.float32)
+    pad = ((1, 1), (1, 1))
+    ours, flax_conv = Conv(5), nn.Conv(5, (4, 4), (2, 2), pad)
+
+    @jax.jit
+    def compute(key, x):
+        v_ours, v_flax = ours.init(key, x), flax_conv.init(key, x)
+        v_no_bias = Conv(5, use_bias=False).init(key, x)
+        return (v_ours, v_flax, ours.apply(v_flax, x), flax_conv.apply(v_flax, x),
+                ours.apply(v_ours, x[None])[0], v_no_bias)
+
+    v_ours, v_flax, y, y_flax, y_batched, v_no_bias = compute(jax.random.PRNGKey(0), x)
+    assert jax.tree.map(jnp.shape, v_ours) == jax.tree.map(jnp.shape, v_flax)
+    assert v_ours["params"]["kernel"].shape == (4, 4, 3, 5)  # (kh, kw, in_features, features)
+    # same initializers, so the same parameters from the same key
+    close(v_ours["params"]["kernel"], v_flax["params"]["kernel"])
+    np.testing.assert_array_equal(v_ours["params"]["bias"], 0.0)
+    assert set(v_no_bias["params"]) == {"kernel"}
+    assert y.shape == (2, 4, 3, 5)
+    close(y, y_flax)
+    close(y_batched, y_flax)  # extra leading axes are batch axes
+    y16 = jax.eval_shape(Conv(5, dtype=jnp.bfloat16).apply, v_flax, x)
+    assert y16.dtype == jnp.bfloat16 and y16.shape == (2, 4, 3, 5)

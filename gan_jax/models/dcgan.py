@@ -14,7 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from gan_jax.models.layers import ConvTranspose
+from gan_jax.models.layers import Conv, ConvTranspose
 
 INIT = nn.initializers.normal(0.02)
 
@@ -85,12 +85,12 @@ class DCGANDiscriminator(nn.Module):
     def __call__(self, x, train: bool = True):
         _, stages = dcgan_stages(self.resolution)
         pad = ((1, 1), (1, 1))
-        x = nn.leaky_relu(nn.Conv(self.width, (4, 4), (2, 2), pad, kernel_init=INIT)(x), 0.2)
+        x = nn.leaky_relu(Conv(self.width, (4, 4), (2, 2), pad, kernel_init=INIT)(x), 0.2)
         features = self.width
         for _ in range(stages - 1):
             features *= 2
-            x = nn.Conv(features, (4, 4), (2, 2), pad, use_bias=self.norm == "none",
-                        kernel_init=INIT)(x)
+            x = Conv(features, (4, 4), (2, 2), pad, use_bias=self.norm == "none",
+                     kernel_init=INIT)(x)
             x = normalization(self.norm, train, self.bn_momentum, self.bn_axis_name)(x)
             x = nn.leaky_relu(x, 0.2)
         x = nn.Dense(1, kernel_init=INIT)(x.reshape(x.shape[0], -1))

@@ -31,6 +31,13 @@ It also equals `lax.conv_transpose(x, kernel, strides, ((k-1-p, k-1-p), ...), di
 
 `conv_transpose` is a `jax.custom_vjp`: reverse mode (also reverse-over-reverse) works, forward
 mode (`jax.jvp`, `jax.jacfwd`) does not.
+
+`conv` / `Conv` give the regular strided convolution (flax `nn.Conv`, kernel (kh, kw, in, out)) the
+same treatment: XLA:CPU runs its kernel gradient (an rhs-dilated conv) with the same slow loop
+(5-7 s per DCGAN-64 discriminator layer inside a train step). Its input gradient is
+`conv_transpose` of the cotangent (the adjoint, by definition) and its kernel gradient on CPU is
+g^T @ im2col(x) over a space-to-depth copy of x. On CPU both im2col paths run over the batch in
+chunks of about `_CHUNK_BYTES` of patches (a `lax.scan`), which keeps the 4x copies in cache.
 """
 
 from __future__ import annotations
@@ -157,7 +164,51 @@ def _phase_split(g, geoms, strides):
     return g.reshape(b, gh["nq"], gw["nq"], sh * sw * o)
 
 
+# XLA:CPU is memory-bound on the im2col copies (4x the data): building and consuming them a few
+# examples at a time keeps them in cache. 16 MiB per chunk measured best for DCGAN-64 layers.
+_CHUNK_BYTES = 16 << 20
+
+
+def _in_batch_chunks(fn, x, g, bytes_per_example):
+    """fn(x, g) -> (per-example output or None, output summed over examples), run on batch chunks.
+
+    The batch is split into the fewest equal chunks whose im2col matrix (bytes_per_example per
+    example) fits in _CHUNK_BYTES and `lax.scan` runs fn on them: per-example outputs are
+    concatenated, the others summed. One chunk: fn(x, g) itself.
+    """
+    b = x.shape[0]
+    n = next((d for d in range(1, b + 1)
+              if b % d == 0 and (b // d) * bytes_per_example <= _CHUNK_BYTES), max(b, 1))
+    if n == 1:
+        return fn(x, g)
+    chunks = lambda a: a.reshape(n, b // n, *a.shape[1:])
+    out0, total0 = jax.eval_shape(fn, chunks(x)[0], chunks(g)[0])
+    # the carry must have the device-variance (shard_map) of the per-chunk sums: that of x and g
+    axes = tuple(sorted(_varying_axes(x) | _varying_axes(g)))
+    init = jnp.zeros(total0.shape, total0.dtype)
+    init = _to_varying(init, axes) if axes else init
+
+    def body(total, xg):
+        out, part = fn(*xg)
+        return total + part, out
+
+    total, outs = lax.scan(body, init, (chunks(x), chunks(g)))
+    if out0 is None:
+        return None, total
+    return outs.reshape(b, *outs.shape[2:]), total
+
+
 def _grads_im2col(x, kernel, g, ksize, strides, padding):
+    """(dx, dK) from im2col matmuls, the batch split into chunks (see `_in_batch_chunks`)."""
+    geoms = _geoms(x.shape, ksize, strides, padding)
+    patch_bytes = (x.shape[1] * x.shape[2] * geoms[0]["a"] * geoms[1]["a"] * strides[0]
+                   * strides[1] * g.shape[3] * g.dtype.itemsize)
+    return _in_batch_chunks(
+        lambda x, g: _grads_im2col_chunk(x, kernel, g, ksize, strides, padding),
+        x, g, patch_bytes)
+
+
+def _grads_im2col_chunk(x, kernel, g, ksize, strides, padding):
     """(dx, dK) from one im2col matrix of the phase-split cotangent and two matmuls.
 
     With q = h + a: dx[h] = sum_{a,r} g_r[h + a] K[s*a + r] and dK[s*a + r] = sum_{b,h} g_r[b, h + a]
@@ -178,8 +229,10 @@ def _grads_im2col(x, kernel, g, ksize, strides, padding):
     # kernel rows in the patch order (a, c, rh, rw, o)
     kmat = _phase_kernel(kernel, ksize, strides).transpose(0, 2, 1, 3, 4, 5).reshape(-1, i)
     dx = jnp.dot(patches, kmat).reshape(b, hh, ww, i)
-    dk = lax.dot_general(patches, x.reshape(-1, i), (((0,), (0,)), ((), ())))
-    dk = dk.reshape(ah, aw, sh, sw, o, i).transpose(0, 2, 1, 3, 4, 5)
+    # x^T @ patches then a (small) transpose: XLA:CPU runs this operand order faster than
+    # patches^T @ x.
+    dk = lax.dot_general(x.reshape(-1, i), patches, (((0,), (0,)), ((), ())))
+    dk = dk.reshape(i, ah, aw, sh, sw, o).transpose(1, 3, 2, 4, 5, 0)
     return dx, dk.reshape(ah * sh, aw * sw, o, i)[:kh, :kw]
 
 
@@ -291,6 +344,182 @@ def _to_varying(a, axes):
     return lax.pvary(a, axes)
 
 
+# ---------------------------------------------------------------------------------------------
+# The regular (strided) convolution, with the same treatment of its gradients.
+
+
+def conv_output_shape(in_size: Sequence[int], kernel_size: Sequence[int], strides: Sequence[int],
+                      padding: Sequence[tuple[int, int]]) -> tuple[int, ...]:
+    """Spatial output size of the strided conv: (H + lo + hi - k) // s + 1."""
+    return tuple((n + lo + hi - k) // s + 1
+                 for n, k, s, (lo, hi) in zip(in_size, kernel_size, strides, padding))
+
+
+def _conv_forward(x, kernel, strides, padding):
+    return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=_DN)
+
+
+def _conv_input_grad(x_shape, kernel, g, strides, padding):
+    """The input gradient of the strided conv: the transposed conv of g with the same kernel.
+
+    The transposed conv yields the rows (m - 1)*s + k of the padded input that some window touches,
+    minus `lo` in front and `hi` at the end. When (n + lo + hi - k) % s = r > 0 the last r padded
+    rows are touched by no window: crop only the max(hi - r, 0) touched rows of the high padding and
+    append max(r - hi, 0) zero rows for untouched input rows.
+    """
+    ksize = kernel.shape[:2]
+    covered = [(m - 1) * s + k - lo  # padded rows touched by some window, minus the low padding
+               for m, k, s, (lo, _) in zip(g.shape[1:3], ksize, strides, padding)]
+    n_hw = x_shape[1:3]
+    tpad = tuple((lo, max(c - n, 0)) for (lo, _), c, n in zip(padding, covered, n_hw))
+    dx = _conv_transpose(g, kernel, strides, tpad)
+    return _pad(dx, [(0, n - min(c, n)) for c, n in zip(covered, n_hw)])
+
+
+def _conv_kernel_grad_im2col(x, kernel, g, strides, padding):
+    """The kernel gradient by im2col matmuls, the batch split into chunks (`_in_batch_chunks`)."""
+    (kh, kw), (sh, sw) = kernel.shape[:2], strides
+    patch_bytes = (g.shape[1] * g.shape[2] * -(-kh // sh) * -(-kw // sw) * sh * sw * x.shape[3]
+                   * x.dtype.itemsize)
+    _, dk = _in_batch_chunks(
+        lambda x, g: (None, _conv_kernel_grad_chunk(x, kernel, g, strides, padding)),
+        x, g, patch_bytes)
+    return dk
+
+
+def _conv_kernel_grad_chunk(x, kernel, g, strides, padding):
+    """dK[a, c, i, o] = sum_{b,p,q} x_padded[b, s*p + a, s'*q + c, i] g[b, p, q, o]: one matmul.
+
+    Space-to-depth first: with kernel rows a = s*t + r (t < ceil(k/s), kernel zero-padded to
+    s*ceil(k/s) rows), x_padded[s*p + a] = x_s2d[p + t, r], so the im2col matrix is ceil(k/s)**2
+    *contiguous* shifted windows of x_s2d (B, P, Q, sh*sw*I) rather than k*k strided ones.
+    """
+    (kh, kw), (sh, sw) = kernel.shape[:2], strides
+    b, i, o = x.shape[0], x.shape[3], g.shape[3]
+    mh, mw = g.shape[1:3]
+    th, tw = -(-kh // sh), -(-kw // sw)
+    ph, pw = mh + th - 1, mw + tw - 1  # s2d rows / cols
+    xp = _pad(x, [(lo, s * p - lo - n) for (lo, _), s, p, n in
+                  zip(padding, strides, (ph, pw), x.shape[1:3])])
+    xs = xp.reshape(b, ph, sh, pw, sw, i).transpose(0, 1, 3, 2, 4, 5).reshape(b, ph, pw, -1)
+    cols = [xs[:, t:t + mh, u:u + mw] for t in range(th) for u in range(tw)]
+    patches = jnp.stack(cols, axis=3).reshape(b * mh * mw, th * tw * sh * sw * i)
+    # g^T @ patches then a (small) transpose: XLA:CPU runs this operand order faster than
+    # patches^T @ g. Columns (t, u, rh, rw, i) -> kernel rows (t, rh), cols (u, rw).
+    dk = lax.dot_general(g.reshape(-1, o), patches, (((0,), (0,)), ((), ())))
+    dk = dk.reshape(o, th, tw, sh, sw, i).transpose(1, 3, 2, 4, 5, 0)
+    return dk.reshape(th * sh, tw * sw, i, o)[:kh, :kw]
+
+
+def _conv_kernel_grad_native(x, kernel, g, strides, padding):
+    """The same with the backend's convolution weight gradient (linearised at `kernel`, which keeps
+    the gradient's shard_map device-variance that of the kernel; see _kernel_grad_conv)."""
+    _, vjp = jax.vjp(lambda k: _conv_forward(x, k, strides, padding), kernel)
+    return vjp(g)[0]
+
+
+def _conv_kernel_grad(x, kernel, g, strides, padding):
+    kw = dict(strides=strides, padding=padding)
+    return lax.platform_dependent(x, kernel, g,
+                                  cpu=functools.partial(_conv_kernel_grad_im2col, **kw),
+                                  default=functools.partial(_conv_kernel_grad_native, **kw))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv(x, kernel, strides, padding):
+    return _conv_forward(x, kernel, strides, padding)
+
+
+def _conv_fwd(x, kernel, strides, padding):
+    return _conv(x, kernel, strides, padding), (x, kernel)
+
+
+def _conv_bwd(strides, padding, res, g):
+    x, kernel = res
+    dx = _conv_input_grad(x.shape, kernel, g, strides, padding)
+    dk = _conv_kernel_grad(x, kernel, g, strides, padding)
+    return dx.astype(x.dtype), dk.astype(kernel.dtype)
+
+
+_conv.defvjp(_conv_fwd, _conv_bwd)
+
+
+def conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int] | int = (2, 2),
+         padding: Padding | int = ((1, 1), (1, 1))) -> jax.Array:
+    """Strided convolution (NHWC, HWIO) with gradients that are fast on XLA:CPU.
+
+    Equals `lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=('NHWC',
+    'HWIO', 'NHWC'))` (PyTorch's `conv2d` with kernel = torch_weight.permute(2, 3, 1, 0)). XLA:CPU
+    computes the kernel gradient of a strided conv (an rhs-dilated conv) with a very slow generic
+    loop, so the backward pass is a custom VJP:
+
+    * input gradient: `conv_transpose` of the cotangent with the same kernel (its definition: the
+      adjoint of this conv), i.e. its sub-pixel stride-1 conv forward;
+    * kernel gradient on CPU: g^T @ im2col(x_padded), matmuls over batch chunks; elsewhere (chosen
+      when lowering by `lax.platform_dependent`) the backend's native conv weight gradient.
+
+    Reverse mode (also reverse-over-reverse, e.g. gradient penalties) works; forward mode does not.
+
+    Args:
+      x: (B, H, W, in_features).
+      kernel: (kh, kw, in_features, out_features).
+      strides: (sh, sw) or an int.
+      padding: ((lo, hi), (lo, hi)) or an int, zero padding with 0 <= p < kernel size.
+
+    Returns:
+      (B, (H + lo_h + hi_h - kh) // sh + 1, (W + lo_w + hi_w - kw) // sw + 1, out_features).
+    """
+    x, kernel = jnp.asarray(x), jnp.asarray(kernel)
+    if kernel.ndim != 4:
+        raise ValueError(f"kernel must be 4-D (kh, kw, in_features, out_features), got shape "
+                         f"{kernel.shape}")
+    ksize, strides, padding = _normalize(kernel.shape, strides, padding)
+    if x.ndim != 4:
+        raise ValueError(f"x must be NHWC (4-D), got shape {x.shape}")
+    if x.shape[3] != kernel.shape[2]:
+        raise ValueError(f"x has {x.shape[3]} features but the kernel expects {kernel.shape[2]} "
+                         f"(kernel layout (kh, kw, in_features, out_features))")
+    if min(n + lo + hi - k for n, k, (lo, hi) in zip(x.shape[1:3], ksize, padding)) < 0:
+        raise ValueError(f"input {x.shape[1:3]} with kernel {ksize} and padding {padding} gives an "
+                         f"empty output")
+    dtype = jnp.result_type(x, kernel)
+    x, kernel = _match_varying_axes(x.astype(dtype), kernel.astype(dtype))
+    return _conv(x, kernel, strides, padding)
+
+
+class Conv(nn.Module):
+    """A drop-in for `flax.linen.Conv(features, kernel_size, strides, padding)` (explicit
+    ((lo, hi), (lo, hi)) padding only) computed by `conv`, i.e. with fast gradients on CPU.
+
+    Parameters as nn.Conv's: `kernel` (kh, kw, in_features, features) and `bias` (features,).
+    Inputs may have extra leading batch axes.
+    """
+
+    features: int
+    kernel_size: tuple[int, int] = (4, 4)
+    strides: tuple[int, int] = (2, 2)
+    padding: Padding = ((1, 1), (1, 1))
+    use_bias: bool = True
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    kernel_init: Callable = nn.initializers.lecun_normal()
+    bias_init: Callable = nn.initializers.zeros_init()
+
+    @nn.compact
+    def __call__(self, x):
+        kernel_shape = (*self.kernel_size, x.shape[-1], self.features)
+        kernel = self.param("kernel", self.kernel_init, kernel_shape, self.param_dtype)
+        bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+                if self.use_bias else None)
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        batch_shape = x.shape[:-3]
+        y = conv(x.reshape(-1, *x.shape[-3:]), kernel, self.strides, self.padding)
+        y = y.reshape(*batch_shape, *y.shape[1:])
+        if bias is not None:
+            y = y + bias
+        return y
+
+
 class ConvTranspose(nn.Module):
     """`nn.ConvTranspose2d(in, features, kernel_size, strides, padding)` of PyTorch, NHWC.
 
@@ -341,4 +570,4 @@ def _with_io_axes(init):
     return wrapped
 
 
-__all__ = ["ConvTranspose", "conv_transpose", "output_shape"]
+__all__ = ["Conv", "ConvTranspose", "conv", "conv_output_shape", "conv_transpose", "output_shape"]
