@@ -70,6 +70,7 @@ def main(argv=None) -> None:
     from importlib import resources
 
     from absl import app, flags
+    from absl import logging as absl_logging
     from ml_collections import config_flags
 
     config_flags.DEFINE_config_file(
@@ -78,6 +79,7 @@ def main(argv=None) -> None:
     flags.DEFINE_boolean("torch", False, "Also time the same DCGAN in PyTorch (CPU).")
 
     def _main(_):
+        absl_logging.set_verbosity(absl_logging.WARNING)
         f = flags.FLAGS
         config = f.config
         devices = jax.devices()

@@ -70,6 +70,7 @@ def sample_from_workdir(workdir: str, num: int, seed: int, out: str) -> Path:
 
 def main(argv=None) -> None:
     from absl import app, flags
+    from absl import logging as absl_logging
 
     flags.DEFINE_string("workdir", None, "Training directory holding checkpoints/.", required=True)
     flags.DEFINE_integer("num", 64, "Number of images.")
@@ -77,6 +78,7 @@ def main(argv=None) -> None:
     flags.DEFINE_string("out", "samples.png", "Output file: .png (grid) or .npz (uint8 NHWC).")
 
     def _main(_):
+        absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
         f = flags.FLAGS
         try:
             path = sample_from_workdir(f.workdir, f.num, f.seed, f.out)

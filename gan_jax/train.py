@@ -189,6 +189,7 @@ def main(argv=None) -> None:
     from importlib import resources
 
     from absl import app, flags
+    from absl import logging as absl_logging
     from ml_collections import config_flags
 
     flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.",
@@ -198,6 +199,7 @@ def main(argv=None) -> None:
         "Experiment config file (default: configs/digits_dcgan.py).", lock_config=True)
 
     def _main(_):
+        absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
         try:
             train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
         except (config_lib.ConfigError, DataError, FloatingPointError, WorkdirBusyError) as e:
