@@ -35,7 +35,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model = ml_collections.ConfigDict(dict(
         name="dcgan",            # dcgan | mlp
         latent_dim=64,
-        width=32,                # channels of the last G / first D layer; doubled per stage
+        width=64,                # channels of the last G / first D layer; doubled per stage
         g_norm="batch",          # batch | none
         d_norm="batch",          # batch | none | layer
         hidden_dims=(512, 512),  # mlp only
@@ -62,7 +62,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict(dict(
         seed=0,
         batch_size=64,           # global, over all devices and hosts
-        num_steps=3000,
+        num_steps=4000,
         n_critic=1,              # D updates per G update, each on a fresh real batch
         log_every_steps=100,
         sample_every_steps=500,

@@ -66,7 +66,7 @@ def test_math_changes_ignore_run_length_and_logging():
     config.train.seed = 5
     config.model.width = 16
     assert config_lib.math_changes(old, config_lib.to_plain(config)) == [
-        "model.width: 32 -> 16", "train.seed: 0 -> 5"]
+        "model.width: 64 -> 16", "train.seed: 0 -> 5"]
 
 
 def _train_cli(*args, tmp_path):
