@@ -18,6 +18,7 @@ Data loading is not timed: the "real" batch is a fixed random tensor in [-1, 1].
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
@@ -30,6 +31,19 @@ def _torch():
     except ImportError as e:  # pragma: no cover - depends on the environment
         raise ImportError("the PyTorch reference needs torch: pip install torch") from e
     return torch
+
+
+@contextlib.contextmanager
+def _threads(threads: int | None):
+    """torch with its intra-op thread count set to `threads` (None: unchanged), restored after."""
+    torch = _torch()
+    old = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield torch
+    finally:
+        torch.set_num_threads(old)
 
 
 def _stages(resolution: int) -> tuple[int, int]:
@@ -115,11 +129,7 @@ def dcgan_step_timing(resolution: int, channels: int, width: int, latent_dim: in
     torch's default) sets torch's intra-op thread count for the measurement and is restored
     afterwards. On CUDA each step ends with a synchronize, so the time is the GPU's.
     """
-    torch = _torch()
-    old_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with _threads(threads) as torch:
         torch.manual_seed(0)
         g, d = build_dcgan(resolution, channels, width, latent_dim)
         g, d = g.to(device), d.to(device)
@@ -148,19 +158,13 @@ def dcgan_step_timing(resolution: int, channels: int, width: int, latent_dim: in
         s = _median_time(step, steps, warmup)
         return {"s_per_step": s, "img_per_s": batch_size / s, "torch_version": torch.__version__,
                 "threads": torch.get_num_threads(), "device": device}
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 def conv_transpose_kernel_grad_timing(batch: int, in_ch: int, out_ch: int, size: int,
                                       repeats: int = 3, threads: int | None = None) -> float:
     """Median seconds for forward + backward (input and weight gradients) of one
     ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False) on a (batch, in_ch, size, size) input."""
-    torch = _torch()
-    old_threads = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
+    with _threads(threads) as torch:
         torch.manual_seed(0)
         layer = torch.nn.ConvTranspose2d(in_ch, out_ch, 4, 2, 1, bias=False)
         x = torch.randn(batch, in_ch, size, size, requires_grad=True)
@@ -172,8 +176,6 @@ def conv_transpose_kernel_grad_timing(batch: int, in_ch: int, out_ch: int, size:
             layer(x).backward(cotangent)
 
         return _median_time(fwd_bwd, repeats, 1)
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 __all__ = ["build_dcgan", "dcgan_step_timing", "conv_transpose_kernel_grad_timing"]

@@ -487,6 +487,15 @@ def conv(x: jax.Array, kernel: jax.Array, strides: Sequence[int] | int = (2, 2),
     return _conv(x, kernel, strides, padding)
 
 
+def _apply(op, x, kernel, bias, strides, padding, dtype):
+    """op(x, kernel) + bias on NHWC inputs with any number of leading batch axes."""
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=dtype)
+    batch_shape = x.shape[:-3]
+    y = op(x.reshape(-1, *x.shape[-3:]), kernel, strides, padding)
+    y = y.reshape(*batch_shape, *y.shape[1:])
+    return y if bias is None else y + bias
+
+
 class Conv(nn.Module):
     """A drop-in for `flax.linen.Conv(features, kernel_size, strides, padding)` (explicit
     ((lo, hi), (lo, hi)) padding only) computed by `conv`, i.e. with fast gradients on CPU.
@@ -511,13 +520,7 @@ class Conv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, kernel_shape, self.param_dtype)
         bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
                 if self.use_bias else None)
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        batch_shape = x.shape[:-3]
-        y = conv(x.reshape(-1, *x.shape[-3:]), kernel, self.strides, self.padding)
-        y = y.reshape(*batch_shape, *y.shape[1:])
-        if bias is not None:
-            y = y + bias
-        return y
+        return _apply(conv, x, kernel, bias, self.strides, self.padding, self.dtype)
 
 
 class ConvTranspose(nn.Module):
@@ -547,13 +550,7 @@ class ConvTranspose(nn.Module):
                             self.param_dtype)
         bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
                 if self.use_bias else None)
-        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
-        batch_shape = x.shape[:-3]
-        y = conv_transpose(x.reshape(-1, *x.shape[-3:]), kernel, self.strides, self.padding)
-        y = y.reshape(*batch_shape, *y.shape[1:])
-        if bias is not None:
-            y = y + bias
-        return y
+        return _apply(conv_transpose, x, kernel, bias, self.strides, self.padding, self.dtype)
 
 
 def _with_io_axes(init):
