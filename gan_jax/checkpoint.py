@@ -29,9 +29,6 @@ class Checkpoints:
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
 
-    def all_steps(self) -> list[int]:
-        return list(self._manager.all_steps())
-
     def save(self, state, config: dict[str, Any]) -> None:
         """Save `state` at its own step (overwrites nothing: a step is saved once)."""
         step = int(jax.device_get(state.step))

@@ -33,16 +33,6 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, BATCH_SPEC)
 
 
-def local_batch_size(global_batch: int, mesh: Mesh) -> int:
-    """Examples per device; ValueError naming `train.batch_size` if it does not divide."""
-    n = mesh.devices.size
-    if global_batch % n:
-        raise ValueError(
-            f"train.batch_size={global_batch} is not divisible by the {n} devices; use a multiple "
-            f"of {n}")
-    return global_batch // n
-
-
 def example_keys(key: jax.Array, local_batch: int) -> jax.Array:
     """One key per example, fold_in(key, global example index); call inside `data_parallel`.
 

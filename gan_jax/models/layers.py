@@ -496,13 +496,8 @@ def _apply(op, x, kernel, bias, strides, padding, dtype):
     return y if bias is None else y + bias
 
 
-class Conv(nn.Module):
-    """A drop-in for `flax.linen.Conv(features, kernel_size, strides, padding)` (explicit
-    ((lo, hi), (lo, hi)) padding only) computed by `conv`, i.e. with fast gradients on CPU.
-
-    Parameters as nn.Conv's: `kernel` (kh, kw, in_features, features) and `bias` (features,).
-    Inputs may have extra leading batch axes.
-    """
+class _ConvLayer(nn.Module):
+    """Fields shared by Conv and ConvTranspose (flax's names and defaults)."""
 
     features: int
     kernel_size: tuple[int, int] = (4, 4)
@@ -513,6 +508,15 @@ class Conv(nn.Module):
     param_dtype: Any = jnp.float32
     kernel_init: Callable = nn.initializers.lecun_normal()
     bias_init: Callable = nn.initializers.zeros_init()
+
+
+class Conv(_ConvLayer):
+    """A drop-in for `flax.linen.Conv(features, kernel_size, strides, padding)` (explicit
+    ((lo, hi), (lo, hi)) padding only) computed by `conv`, i.e. with fast gradients on CPU.
+
+    Parameters as nn.Conv's: `kernel` (kh, kw, in_features, features) and `bias` (features,).
+    Inputs may have extra leading batch axes.
+    """
 
     @nn.compact
     def __call__(self, x):
@@ -523,22 +527,12 @@ class Conv(nn.Module):
         return _apply(conv, x, kernel, bias, self.strides, self.padding, self.dtype)
 
 
-class ConvTranspose(nn.Module):
+class ConvTranspose(_ConvLayer):
     """`nn.ConvTranspose2d(in, features, kernel_size, strides, padding)` of PyTorch, NHWC.
 
     Parameters: `kernel` (kh, kw, features, in_features) (PyTorch weight: kernel.transpose(3, 2,
     0, 1)) and `bias` (features,). Inputs may have extra leading batch axes.
     """
-
-    features: int
-    kernel_size: tuple[int, int] = (4, 4)
-    strides: tuple[int, int] = (2, 2)
-    padding: Padding = ((1, 1), (1, 1))
-    use_bias: bool = True
-    dtype: Any = None
-    param_dtype: Any = jnp.float32
-    kernel_init: Callable = nn.initializers.lecun_normal()
-    bias_init: Callable = nn.initializers.zeros_init()
 
     @nn.compact
     def __call__(self, x):
