@@ -66,6 +66,10 @@ def get_config() -> ml_collections.ConfigDict:
         n_critic=1,              # D updates per G update, each on a fresh real batch
         log_every_steps=100,
         sample_every_steps=500,
+        # A step with a non-finite loss or updated param: 'stop' (name the step, keep the last
+        # good checkpoint) or 'skip' (do not apply that step, count it in state.skipped and go on).
+        on_nonfinite="stop",
+        max_skipped_steps=100,   # 'skip': stop once more steps than this have been skipped
     ))
 
     config.checkpoint = ml_collections.ConfigDict(dict(

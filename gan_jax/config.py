@@ -13,7 +13,9 @@ from gan_jax.models import MODEL_CHECKS, MODELS
 NORMS = ("batch", "layer", "none")
 # Keys that do not change the math of a run: changing them on resume continues the run.
 NON_MATH_PREFIXES = ("train.num_steps", "train.log_every_steps", "train.sample_every_steps",
+                     "train.on_nonfinite", "train.max_skipped_steps",
                      "checkpoint.", "sample.", "allow_config_change", "data.data_dir")
+NONFINITE_POLICIES = ("stop", "skip")
 
 
 class ConfigError(ValueError):
@@ -66,6 +68,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
              f"{num_devices}")
     _require(train.batch_size % num_processes == 0, "train.batch_size",
              f"{train.batch_size} is not divisible by the {num_processes} processes")
+    _choice(config, "train.on_nonfinite", NONFINITE_POLICIES)
+    _require(train.max_skipped_steps >= 0, "train.max_skipped_steps", "must be >= 0")
     _require(train.log_every_steps >= 1, "train.log_every_steps", "must be >= 1")
     _require(train.sample_every_steps >= 0, "train.sample_every_steps", "must be >= 0 (0: never)")
     _require(config.checkpoint.every_steps >= 1, "checkpoint.every_steps", "must be >= 1")

@@ -16,7 +16,8 @@ class GANState:
 
     Params are arbitrary pytrees (a dict of networks fits multi-network models). `key` is the base
     typed PRNG key; every step derives its randomness from fold_in(key, step), so it never changes.
-    `ema_params` is None when the EMA generator is disabled.
+    `ema_params` is None when the EMA generator is disabled. `skipped` counts the steps that were
+    not applied because their losses or updated params were non-finite (train.on_nonfinite='skip').
     """
 
     step: jax.Array
@@ -28,6 +29,7 @@ class GANState:
     g_opt_state: Any
     d_opt_state: Any
     ema_params: Any
+    skipped: jax.Array
 
     @property
     def sampling_params(self) -> Any:
@@ -45,4 +47,5 @@ def create_state(task, g_tx: optax.GradientTransformation, d_tx: optax.GradientT
         step=jnp.zeros((), jnp.int32), key=train_key,
         g_params=g_params, d_params=d_params, g_state=g_vars, d_state=d_vars,
         g_opt_state=g_tx.init(g_params), d_opt_state=d_tx.init(d_params),
-        ema_params=jax.tree.map(jnp.copy, g_params) if use_ema else None)
+        ema_params=jax.tree.map(jnp.copy, g_params) if use_ema else None,
+        skipped=jnp.zeros((), jnp.int32))

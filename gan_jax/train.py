@@ -108,13 +108,31 @@ def _set_aside(checkpoints: Checkpoints, step: int, error: Exception) -> None:
                   RuntimeWarning, stacklevel=2)
 
 
-def _check_finite(step: int, metrics: dict, checkpoints: Checkpoints) -> None:
-    bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+def _check_finite(step: int, scalars: dict, since: tuple[int, int], train: ml_collections.ConfigDict,
+                  checkpoints: Checkpoints) -> None:
+    """Stop (FloatingPointError) on a non-finite loss or param, or warn about skipped steps.
+
+    `since` is (step, skipped count) at the previous check.
+    """
+    last_good = f"last good checkpoint: step {checkpoints.latest_step()} (left untouched)"
+    skipped = int(scalars["skipped"])
+    if train.on_nonfinite == "skip":
+        if skipped > since[1]:
+            warnings.warn(f"{skipped - since[1]} of steps {since[0] + 1}..{step} had a non-finite "
+                          f"loss or param and were skipped ({skipped} in all)",
+                          RuntimeWarning, stacklevel=2)
+        if skipped > train.max_skipped_steps:
+            raise FloatingPointError(
+                f"{skipped} steps were skipped for non-finite losses or params, more than "
+                f"train.max_skipped_steps={train.max_skipped_steps}; {last_good}")
+        return
+    bad = [f"{k}={v}" for k, v in scalars.items() if not math.isfinite(v)]
+    if scalars["params_finite"] != 1.0:
+        bad.append("updated params")
     if bad:
         raise FloatingPointError(
-            f"non-finite loss at step {step}: "
-            + ", ".join(f"{k}={v}" for k, v in bad.items())
-            + f"; last good checkpoint: step {checkpoints.latest_step()} (left untouched)")
+            f"non-finite values at step {step}: {', '.join(bad)}; {last_good}; "
+            f"--config.train.on_nonfinite=skip skips such steps")
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
@@ -152,6 +170,7 @@ def _train(run: Run, source, workdir: Path, progress: bool) -> GANState:
                     unit="step", dynamic_ncols=True)
     images_per_step = train.batch_size * train.n_critic
     last_time, last_step = time.perf_counter(), start
+    last_skipped = int(jax.device_get(state.skipped))
     try:
         with PreemptionGuard() as guard:
             for step in range(start, train.num_steps):
@@ -162,7 +181,8 @@ def _train(run: Run, source, workdir: Path, progress: bool) -> GANState:
                 checkpoint_now = done % config.checkpoint.every_steps == 0 or done == train.num_steps
                 if done % train.log_every_steps == 0 or checkpoint_now or guard.requested:
                     scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
-                    _check_finite(done, scalars, checkpoints)
+                    _check_finite(done, scalars, (last_step, last_skipped), train, checkpoints)
+                    last_skipped = int(scalars["skipped"])
                     now = time.perf_counter()
                     scalars["img_per_s"] = (done - last_step) * images_per_step / (now - last_time)
                     last_time, last_step = now, done

@@ -20,10 +20,15 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
     batch: {'image': uint8 (n_critic, B_local, H, W, C), optional 'label': (n_critic, B_local)}.
     Randomness: fold_in(state.key, step), then fold_in(critic iteration) and the global example
     index, so it is a pure function of (seed, step, example) whatever the device count.
+
+    metrics['params_finite'] is 1 when every updated param is finite. With
+    train.on_nonfinite='skip', a step whose losses or updated params are non-finite is not applied:
+    the returned state is the input state with step + 1 and skipped + 1.
     """
     n_critic = config.train.n_critic
     clip_value = config.loss.clip_value
     ema_decay, ema_start = config.ema.decay, config.ema.start_step
+    skip_nonfinite = config.train.on_nonfinite == "skip"
 
     def train_step(state: GANState, batch: dict) -> tuple[GANState, dict]:
         batch = dict(batch, image=images.to_float(batch["image"]))
@@ -60,11 +65,26 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
             decay = jnp.where(state.step >= ema_start, ema_decay, 0.0)
             ema_params = optax.incremental_update(g_params, ema_params, 1.0 - decay)
 
-        metrics = {**jax.tree.map(lambda m: m[-1], d_metrics), **g_metrics}
+        metrics = parallel.mean_over_devices(
+            {**jax.tree.map(lambda m: m[-1], d_metrics), **g_metrics})
+        params_finite = _all_finite((g_params, d_params, ema_params))
         new_state = state.replace(
             step=state.step + 1, g_params=g_params, d_params=d_params, g_state=g_state,
             d_state=d_state, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
             ema_params=ema_params)
-        return new_state, parallel.mean_over_devices(metrics)
+        if skip_nonfinite:
+            ok = params_finite & _all_finite(parallel.mean_over_devices((d_metrics, g_metrics)))
+            kept = state.replace(step=state.step + 1, skipped=state.skipped + 1)
+            new_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, kept)
+        metrics["params_finite"] = params_finite.astype(jnp.float32)
+        metrics["skipped"] = new_state.skipped.astype(jnp.float32)
+        return new_state, metrics
 
     return train_step
+
+
+def _all_finite(tree) -> jax.Array:
+    """True when every float leaf of `tree` is finite."""
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
+              if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)

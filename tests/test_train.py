@@ -1,19 +1,24 @@
 """End-to-end training: determinism, exact resume, device-count invariance, files written."""
 
+import dataclasses
 import json
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from gan_jax import config as config_lib
+from gan_jax import parallel, run as run_lib, tasks
+from gan_jax.data.pipeline import BatchIterator
+from gan_jax.data.sources import make_source
 from gan_jax.train import train_and_evaluate
 
 
 def leaves(state):
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(
         (state.g_params, state.d_params, state.g_state, state.d_state, state.g_opt_state,
-         state.d_opt_state, state.ema_params)))]
+         state.d_opt_state, state.ema_params, state.skipped)))]
 
 
 def assert_bitwise_equal(a, b):
@@ -124,10 +129,80 @@ def test_non_finite_loss_stops_with_step_and_keeps_checkpoint(tiny_config, one_d
     tiny_config.optim.g.learning_rate = 1e30
     tiny_config.optim.d.learning_rate = 1e30
     tiny_config.allow_config_change = True
-    with pytest.raises(FloatingPointError, match=r"non-finite loss at step 4: .*checkpoint: step 2"):
+    with pytest.raises(FloatingPointError, match=r"non-finite values at step 4: .*checkpoint: step 2"):
         train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
     assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()
                   if p.name.isdigit()) == [2]
+
+
+@dataclasses.dataclass(frozen=True)
+class PoisonedTask(tasks.ImageGANTask):
+    """Multiplies D's loss by NaN on the real batch whose labels are `poison`: NaN grads, params."""
+
+    poison: tuple = ()
+
+    def discriminator_loss(self, d_params, d_state, g_params, g_state, batch, keys):
+        loss, aux = super().discriminator_loss(d_params, d_state, g_params, g_state, batch, keys)
+        hit = jnp.all(batch["label"] == jnp.array(self.poison))
+        return loss * jnp.where(hit, jnp.nan, 1.0), aux
+
+
+def _batches(config, start):
+    d = config.data
+    source = make_source(d.name, d.resolution, d.channels)
+    return BatchIterator(source, config.train.seed, start, config.train.batch_size,
+                         config.train.n_critic, 0, 1)
+
+
+def _poison_step(monkeypatch, config, step):
+    """Make the real batch of `step` (0-based) give a NaN D loss in runs built from now on."""
+    with _batches(config, step) as batches:
+        labels = tuple(int(x) for x in next(batches)[1]["label"][0])
+    monkeypatch.setattr(run_lib, "build_task", lambda c: PoisonedTask(
+        **{f.name: getattr(tasks.build_task(c), f.name)
+           for f in dataclasses.fields(tasks.ImageGANTask)}, poison=labels))
+
+
+def test_non_finite_step_stops_naming_it(tiny_config, one_device, tmp_path, monkeypatch):
+    tiny_config.train.log_every_steps = 1
+    _poison_step(monkeypatch, tiny_config, 2)
+    with pytest.raises(FloatingPointError, match=r"non-finite values at step 3: g_loss=nan, updated "
+                                                 r"params; last good checkpoint: step 2 .*skip"):
+        train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
+    assert sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir()
+                  if p.name.isdigit()) == [2]
+
+
+def test_skip_mode_skips_exactly_the_non_finite_step(tiny_config, one_device, tmp_path,
+                                                      monkeypatch):
+    tiny_config.train.n_critic = 2
+    reference_run = run_lib.build_run(tiny_config, one_device)  # unpoisoned
+    step_fn = reference_run.train_step()
+    expected = reference_run.init_state()
+    with _batches(tiny_config, 0) as batches:
+        for step in range(4):
+            batch = parallel.put_batch(next(batches)[1], reference_run.mesh)
+            if step == 2:
+                expected = expected.replace(step=expected.step + 1, skipped=expected.skipped + 1)
+            else:
+                expected, _ = step_fn(expected, batch)
+
+    tiny_config.train.log_every_steps = 1
+    tiny_config.train.on_nonfinite = "skip"
+    _poison_step(monkeypatch, tiny_config, 2)
+    with pytest.warns(RuntimeWarning, match=r"1 of steps 3\.\.3 had a non-finite loss or param "
+                                             r"and were skipped \(1 in all\)"):
+        state = train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
+    assert int(state.skipped) == 1 and int(state.step) == 4
+    assert_bitwise_equal(state, expected)
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["skipped"] for r in logged] == [0, 0, 1, 1]
+
+    tiny_config.train.num_steps = 8  # a resumed run keeps the count and stops past the budget
+    tiny_config.train.max_skipped_steps = 0
+    with pytest.raises(FloatingPointError, match=r"1 steps were skipped .* more than "
+                                                 r"train\.max_skipped_steps=0; last good checkpoint: step 4"):
+        train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
 
 
 def _corrupt(step_dir, how):
