@@ -153,6 +153,14 @@ def test_tfds_unprepared_fails_fast_with_instructions(tfds, tmp_path):
     assert "'mnist'" in message and "download" in message and str(tmp_path) in message and "\n" not in message
 
 
+def test_tfds_unprepared_in_the_default_data_dir_is_one_line(tfds):
+    # tfds raises KeyError("... `splits` is empty ...") here, not NotImplementedError.
+    if tfds.builder("mnist").is_prepared():
+        pytest.skip("mnist is prepared in the default TFDS data dir of this machine")
+    with pytest.raises(DataError, match=r"tfds data set 'mnist' \(split 'train'\) is not prepared"):
+        make_source("tfds:mnist", 28, 1)
+
+
 def test_tfds_unknown_and_non_image(tfds, tmp_path):
     with pytest.raises(DataError, match="unknown tfds data set 'nope'; see tfds.list_builders()"):
         make_source("tfds:nope", 16, 1, data_dir=str(tmp_path))

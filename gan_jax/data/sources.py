@@ -210,7 +210,7 @@ def _tfds_source(arg: str, resolution: int, channels: int, data_dir: str | None)
     num_classes = label.num_classes if isinstance(label, tfds.features.ClassLabel) else None
     try:
         data_source = tfds.data_source(name, split=split, data_dir=data_dir, download=False)
-    except NotImplementedError:
+    except (NotImplementedError, KeyError):  # KeyError: 'splits is empty' (the default data_dir)
         raise DataError(_tfds_unprepared_message(builder, name, split, data_dir)) from None
     except ValueError as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
