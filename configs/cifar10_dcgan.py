@@ -15,4 +15,9 @@ def get_config():
     config.train.sample_every_steps = 2000
     config.ema.start_step = 5000
     config.checkpoint.every_steps = 5000
+    # Standard FID (InceptionV3 pool3, pytorch-fid weights; README: "Evaluation") on 10k samples
+    # against the 50k training images; the best checkpoint by it is kept in WORKDIR/best/.
+    config.eval.extractor = "inception"
+    config.eval.every_steps = 10000
+    config.eval.num_samples = 10000
     return config

@@ -77,6 +77,23 @@ def get_config() -> ml_collections.ConfigDict:
         keep=3,
     ))
 
+    config.eval = ml_collections.ConfigDict(dict(
+        every_steps=1000,        # evaluate during training every this many steps; 0: never
+        metrics="fid,kid,is,pr",  # comma-separated subset of fid, kid, is, pr
+        # classifier: a small CNN trained once on data.name (cached) | classifier:DIR (made by
+        # `python -m gan_jax.features`) | inception | inception:WEIGHTS_PATH (standard FID)
+        extractor="classifier",
+        num_samples=2000,        # generated images per evaluation (EMA generator when enabled)
+        num_real=0,              # real images for the reference features; 0: the whole data set
+        seed=0,                  # latents of the evaluation samples: the same at every evaluation
+        best_metric="fid",       # keep WORKDIR/best/ by this score (fid, kid, is, precision,
+                                 # recall); "": no best checkpoint
+        kid_subsets=100,
+        kid_subset_size=1000,
+        is_splits=10,
+        pr_k=3,                  # k of the k-NN radii of precision/recall
+    ))
+
     config.sample = ml_collections.ConfigDict(dict(
         num=64,                  # images in the periodic sample grid
     ))

@@ -12,4 +12,7 @@ def get_config():
     config.train.num_steps = 20000
     config.ema.start_step = 1000
     config.checkpoint.every_steps = 2000
+    config.eval.every_steps = 2000  # FID etc. in the space of a classifier trained on MNIST (auto)
+    config.eval.num_samples = 10000
+    config.eval.num_real = 10000  # a fixed 10k of the 60k training images
     return config

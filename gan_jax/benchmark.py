@@ -58,6 +58,35 @@ def time_train_step(config, steps: int = 10, warmup: int = 2, devices=None) -> d
             "img_per_s": train.batch_size * train.n_critic / s_per_step, **peak_memory_mb()}
 
 
+def time_inception(num_images: int = 1000, resolution: int = 32, batch_size: int = 200) -> dict:
+    """img/s of the FID InceptionV3 (random weights: the same compute as the real ones) on uint8
+    images of `resolution`, and the seconds of FID/KID/IS/PR on 10,000 x 2048 features."""
+    from gan_jax.metrics import scores
+    from gan_jax.metrics.inception import InceptionExtractor, random_variables
+
+    extractor = InceptionExtractor.from_variables(random_variables(0), batch_size=batch_size)
+    images = np.random.default_rng(0).integers(0, 256, (num_images, resolution, resolution, 3),
+                                               dtype=np.uint8)
+    start = time.perf_counter()
+    extractor(images[:batch_size])
+    compile_s = time.perf_counter() - start
+    start = time.perf_counter()
+    out = extractor(images)
+    extract_s = time.perf_counter() - start
+    rng = np.random.default_rng(1)
+    real, fake = rng.normal(size=(2, 10000, 2048)).astype(np.float32)
+    timings = {}
+    for name, fn in (("fid", lambda: scores.fid(real, fake)),
+                     ("kid", lambda: scores.kid(real, fake)),
+                     ("is", lambda: scores.inception_score(out["logits"])),
+                     ("pr", lambda: scores.precision_recall(real, fake))):
+        start = time.perf_counter()
+        fn()
+        timings[f"{name}_10k_s"] = time.perf_counter() - start
+    return {"compile_s": compile_s, "img_per_s": num_images / extract_s, **timings,
+            **peak_memory_mb()}
+
+
 def _row(name: str, r: dict) -> str:
     mem = r.get("device_peak_mb", r.get("host_peak_rss_mb"))
     compile_s = r.get("compile_s")
@@ -77,14 +106,21 @@ def main(argv=None) -> None:
         "config", str(resources.files("gan_jax.configs") / "digits_dcgan.py"), "Config to time.")
     flags.DEFINE_integer("steps", 10, "Timed steps (median reported).")
     flags.DEFINE_boolean("torch", False, "Also time the same DCGAN in PyTorch (CPU).")
+    flags.DEFINE_integer("inception", 0, "Instead: time InceptionV3 features of this many images "
+                         "and the scores on 10k features.")
 
     def _main(_):
         absl_logging.set_verbosity(absl_logging.WARNING)
+        parallel.use_deterministic_ops()  # as the train command does by default
         f = flags.FLAGS
         config = f.config
         devices = jax.devices()
         print(f"devices: {len(devices)} x {devices[0].device_kind} ({jax.default_backend()}), "
               f"jax {jax.__version__}")
+        if f.inception:
+            r = time_inception(f.inception, config.data.resolution)
+            print(" ".join(f"{k}={v:.4g}" for k, v in r.items()), flush=True)
+            return
         print(f"model={config.model.name} data={config.data.name} "
               f"res={config.data.resolution} ch={config.data.channels} width={config.model.width} "
               f"batch={config.train.batch_size} n_critic={config.train.n_critic}")

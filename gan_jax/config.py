@@ -14,7 +14,7 @@ NORMS = ("batch", "layer", "none")
 # Keys that do not change the math of a run: changing them on resume continues the run.
 NON_MATH_PREFIXES = ("train.num_steps", "train.log_every_steps", "train.sample_every_steps",
                      "train.on_nonfinite", "train.max_skipped_steps",
-                     "checkpoint.", "sample.", "allow_config_change", "data.data_dir")
+                     "checkpoint.", "sample.", "eval.", "allow_config_change", "data.data_dir")
 NONFINITE_POLICIES = ("stop", "skip")
 
 
@@ -77,12 +77,37 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     _require(0.0 <= config.ema.decay < 1.0, "ema.decay", "must be in [0, 1) (0 disables the EMA)")
     _require(config.ema.start_step >= 0, "ema.start_step", "must be >= 0")
     _require(config.sample.num >= 1, "sample.num", "must be >= 1")
+    _check_eval(config)
     for key in ("gp_weight", "r1_weight", "clip_value"):
         _require(config.loss[key] >= 0, f"loss.{key}", "must be >= 0")
     if config.loss.gp_weight or config.loss.r1_weight:
         _require(config.model.d_norm != "batch", "model.d_norm",
                  "gradient penalties (loss.gp_weight, loss.r1_weight) are per example and need a "
                  "discriminator without batch norm; use 'layer' or 'none'")
+
+
+def _check_eval(config: ml_collections.ConfigDict) -> None:
+    from gan_jax import evaluate
+
+    e = config.eval
+    _require(e.every_steps >= 0, "eval.every_steps", "must be >= 0 (0: never)")
+    try:
+        metrics = evaluate.parse_metrics(e.metrics)
+    except ValueError as err:
+        raise ConfigError(f"config.eval.metrics: {err}") from None
+    _require(e.extractor.partition(":")[0] in ("classifier", "inception"), "eval.extractor",
+             f"{e.extractor!r} is not classifier, classifier:DIR, inception or inception:PATH")
+    for key in ("kid_subsets", "kid_subset_size", "is_splits", "pr_k"):
+        _require(e[key] >= 1, f"eval.{key}", "must be >= 1")
+    _require(e.num_real >= 0, "eval.num_real", "must be >= 0 (0: the whole data set)")
+    try:
+        evaluate.check_counts(metrics, e.num_samples, 2**62, e)
+    except ValueError as err:
+        raise ConfigError(f"config.eval.num_samples: {err}") from None
+    reported = [k for m in metrics for k in evaluate.RESULT_KEYS[m]
+                if k in evaluate.LOWER_IS_BETTER]
+    _require(e.best_metric in ("", *reported), "eval.best_metric",
+             f"{e.best_metric!r} is not computed; choose one of {', '.join(reported)} or ''")
 
 
 def to_plain(config: ml_collections.ConfigDict) -> dict[str, Any]:

@@ -7,6 +7,7 @@ gradients, mutable collections and metrics are averaged with `lax.pmean` over `d
 
 from __future__ import annotations
 
+import os
 from typing import Any, Callable, Sequence
 
 import jax
@@ -19,9 +20,24 @@ DATA_AXIS = "data"
 BATCH_SPEC = P(None, DATA_AXIS)
 
 
+def use_deterministic_ops() -> None:
+    """Ask XLA:GPU for deterministic kernels (scatter-adds, reductions and autotuned convolutions
+    otherwise vary run to run: two H100 runs of one seed diverged by step 100). CPU runs are
+    deterministic anyway. Takes effect only if called before JAX starts its backends."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_gpu_deterministic_ops" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
+
+
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
-    """A 1-D mesh named `data` over `devices` (default: every device of every process)."""
-    devices = list(jax.devices() if devices is None else devices)
+    """A 1-D mesh named `data` over `devices` (default: every device of every process).
+
+    The default orders devices by process, so process p's devices hold the p-th block of columns
+    of a global batch: the columns `data.pipeline.batch_indices` gives process p.
+    """
+    if devices is None:
+        devices = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
+    devices = list(devices)
     return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 
@@ -62,7 +78,47 @@ def mean_over_devices(tree: Any) -> Any:
 def data_parallel(step: Callable, mesh: Mesh, donate_state: bool = True) -> Callable:
     """jit(shard_map(step)) for step(state, batch) -> (state, metrics); state replicated, batch split."""
     sharded = jax.shard_map(step, mesh=mesh, in_specs=(P(), BATCH_SPEC), out_specs=(P(), P()))
-    return jax.jit(sharded, donate_argnums=(0,) if donate_state else ())
+    compiled = jax.jit(sharded, donate_argnums=(0,) if donate_state else ())
+    if jax.process_count() > 1 and mesh.devices.flat[0].platform == "cpu":
+        return _BoundedQueue(compiled, MAX_STEPS_IN_FLIGHT)
+    return compiled
+
+
+# Multi-process CPU runs hang in XLA's cross-process CPU collectives (gloo) once dozens of steps
+# are queued ahead of the devices (jax 0.10: after about 60 steps without a host sync); a few
+# queued steps keep the host ahead of the devices all the same.
+MAX_STEPS_IN_FLIGHT = 4
+
+
+class _BoundedQueue:
+    """`step` that first waits for the metrics of the call `depth` calls back (the state of that
+    call is donated to the next one, so it cannot be waited for)."""
+
+    def __init__(self, step: Callable, depth: int):
+        self._step, self._depth, self._pending = step, depth, []
+
+    def __call__(self, state, batch):
+        state, metrics = self._step(state, batch)
+        self._pending.append(metrics)
+        if len(self._pending) > self._depth:
+            jax.block_until_ready(self._pending.pop(0))
+        return state, metrics
+
+    def __getattr__(self, name):  # lower, trace, ... of the jitted step
+        return getattr(self._step, name)
+
+
+def to_host(tree: Any) -> Any:
+    """Numpy copy of a pytree of replicated (or process-local) arrays, on every process.
+
+    Every process holds a full replica of a replicated array, so its first local shard is the value;
+    `jax.device_get` would need every shard to be addressable.
+    """
+    def fetch(x):
+        if isinstance(x, jax.Array) and not x.is_fully_addressable and x.is_fully_replicated:
+            return np.asarray(x.addressable_data(0))
+        return jax.device_get(x)
+    return jax.tree.map(fetch, tree)
 
 
 def put_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from gan_jax import images
+from gan_jax import images, parallel
 
 
 @functools.partial(jax.jit, static_argnums=(0,))
@@ -29,8 +29,8 @@ def latent_keys(seed: int, start: int, count: int) -> jax.Array:
 
 def generate_images(task, state, num: int, seed: int, chunk: int = 256) -> np.ndarray:
     """(num, H, W, C) uint8 samples of the state's sampling params (EMA when present)."""
-    params = jax.device_get(state.sampling_params)
-    g_state = jax.device_get(state.g_state)
+    params = parallel.to_host(state.sampling_params)
+    g_state = parallel.to_host(state.g_state)
     out = [images.to_uint8(_generate(task, params, g_state, latent_keys(seed, i, min(chunk, num - i))))
            for i in range(0, num, chunk)]
     return np.concatenate(out)
@@ -49,21 +49,36 @@ def write_samples(path: str | Path, samples: np.ndarray) -> None:
         raise ValueError(f"--out must end in .png or .npz, got {path.name!r}")
 
 
-def sample_from_workdir(workdir: str, num: int, seed: int, out: str) -> Path:
-    """Restore the newest checkpoint of `workdir` (with its own config) and write `num` samples."""
+def restore_workdir(workdir: str, checkpoint: str = "latest"):
+    """(run, state) of a checkpoint of `workdir`: 'latest', 'best' (WORKDIR/best/) or a step,
+    restored on one device with the config saved beside it."""
     import ml_collections
 
-    from gan_jax import parallel
     from gan_jax.checkpoint import Checkpoints
     from gan_jax.run import build_run
 
-    checkpoints = Checkpoints(workdir)
-    if checkpoints.latest_step() is None:
-        raise FileNotFoundError(f"no checkpoint in {Path(workdir) / 'checkpoints'}; train first")
-    config = ml_collections.ConfigDict(checkpoints.restore_config())
-    run = build_run(config, devices=jax.devices()[:1])
-    state, _ = checkpoints.restore(run.abstract_state(), parallel.replicated(run.mesh))
-    checkpoints.close()
+    if checkpoint not in ("latest", "best") and not checkpoint.isdigit():
+        raise ValueError(f"--checkpoint must be latest, best or a step number, got {checkpoint!r}")
+    best = checkpoint == "best"
+    checkpoints = Checkpoints(workdir, subdir="best" if best else "checkpoints")
+    try:
+        step = None if checkpoint in ("latest", "best") else int(checkpoint)
+        if checkpoints.latest_step() is None or (step is not None and step not in checkpoints.steps()):
+            raise FileNotFoundError(
+                f"no {'best ' if best else ''}checkpoint{'' if step is None else f' {step}'} in "
+                f"{checkpoints.directory}; available: {checkpoints.steps() or 'none (train first)'}")
+        config = ml_collections.ConfigDict(checkpoints.restore_config(step))
+        run = build_run(config, devices=jax.devices()[:1])
+        state, _ = checkpoints.restore(run.abstract_state(), parallel.replicated(run.mesh), step)
+    finally:
+        checkpoints.close()
+    return run, state
+
+
+def sample_from_workdir(workdir: str, num: int, seed: int, out: str,
+                        checkpoint: str = "latest") -> Path:
+    """Write `num` samples of a checkpoint of `workdir` (see `restore_workdir`) to `out`."""
+    run, state = restore_workdir(workdir, checkpoint)
     write_samples(out, generate_images(run.task, state, num, seed))
     return Path(out)
 
@@ -76,12 +91,13 @@ def main(argv=None) -> None:
     flags.DEFINE_integer("num", 64, "Number of images.")
     flags.DEFINE_integer("seed", 0, "Sampling seed: the same seed gives the same images.")
     flags.DEFINE_string("out", "samples.png", "Output file: .png (grid) or .npz (uint8 NHWC).")
+    flags.DEFINE_string("checkpoint", "latest", "latest | best | a step number.")
 
     def _main(_):
         absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
         f = flags.FLAGS
         try:
-            path = sample_from_workdir(f.workdir, f.num, f.seed, f.out)
+            path = sample_from_workdir(f.workdir, f.num, f.seed, f.out, f.checkpoint)
         except (FileNotFoundError, ValueError) as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)

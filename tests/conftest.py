@@ -40,6 +40,7 @@ TINY_CONFIG_FILE = textwrap.dedent("""
         config.ema.start_step = 1
         config.ema.decay = 0.9
         config.sample.num = 4
+        config.eval.every_steps = 0
         return config
 """)
 

@@ -17,22 +17,7 @@ from gan_jax.metrics import inception as inc
 
 @pytest.fixture(scope="module")
 def random_variables():
-    """Random variables of the right tree and shapes (filled with numpy: compiling the Flax
-    initialiser of the whole network costs far more than it tests)."""
-    shapes = jax.eval_shape(inc.InceptionV3().init, jax.random.key(0),
-                            jax.ShapeDtypeStruct((1, 75, 75, 3), jnp.float32))
-    rng = np.random.RandomState(0)
-
-    def fill(path, leaf):
-        name = jax.tree_util.keystr(path)
-        if name.endswith("['kernel']"):
-            fan_in = int(np.prod(leaf.shape[:-1]))
-            return (rng.randn(*leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
-        if name.endswith("['scale']") or name.endswith("['var']"):
-            return rng.uniform(0.5, 1.5, leaf.shape).astype(np.float32)
-        return (0.1 * rng.randn(*leaf.shape)).astype(np.float32)
-
-    return jax.tree_util.tree_map_with_path(fill, dict(shapes))
+    return inc.random_variables(0)
 
 
 @pytest.fixture(scope="module")

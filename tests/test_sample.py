@@ -53,3 +53,30 @@ def test_sample_without_checkpoint_is_one_line_error(tmp_path):
     r = run("gan_jax.sample", f"--workdir={tmp_path}", "--out=x.png")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith("error: no checkpoint in")
+
+
+@pytest.mark.parametrize("checkpoint, message", [
+    ("bogus", "error: --checkpoint must be latest, best or a step number, got 'bogus'"),
+    ("best", "error: no best checkpoint in"),
+    ("7", "error: no checkpoint 7 in"),
+])
+def test_sample_checkpoint_choice_errors(workdir, tmp_path, checkpoint, message):
+    r = run("gan_jax.sample", f"--workdir={workdir}", f"--checkpoint={checkpoint}",
+            f"--out={tmp_path / 'x.png'}")
+    assert r.returncode == 2 and r.stderr.strip().startswith(message), r.stderr
+
+
+def test_sample_by_step(workdir, tmp_path, tiny_config_file):
+    r = run("gan_jax.train", f"--workdir={workdir}", f"--config={tiny_config_file}",
+            "--config.train.num_steps=3", "--config.train.sample_every_steps=2")
+    assert r.returncode == 0, r.stderr  # (continues to step 3 unless another test already did)
+    steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps == [2, 3]
+    out = {}
+    for checkpoint in ["latest", *map(str, steps)]:
+        path = tmp_path / f"{checkpoint}.npz"
+        r = run("gan_jax.sample", f"--workdir={workdir}", f"--checkpoint={checkpoint}",
+                "--num=4", f"--out={path}")
+        assert r.returncode == 0, r.stderr
+        out[checkpoint] = path.read_bytes()
+    assert out["latest"] == out[str(steps[-1])] != out[str(steps[0])]

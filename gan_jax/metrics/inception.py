@@ -583,6 +583,25 @@ def _variables_fingerprint(variables) -> str:
     return h.hexdigest()
 
 
+def random_variables(seed: int = 0) -> dict:
+    """Random variables of the FID network's tree and shapes (for tests and speed measurements;
+    filled with NumPy, since compiling Flax's initialiser of the whole network is slow on CPU)."""
+    shapes = jax.eval_shape(InceptionV3().init, jax.random.key(0),
+                            jax.ShapeDtypeStruct((1, 75, 75, 3), jnp.float32))
+    rng = np.random.RandomState(seed)
+
+    def fill(path, leaf):
+        name = jax.tree_util.keystr(path)
+        if name.endswith("['kernel']"):
+            fan_in = int(np.prod(leaf.shape[:-1]))
+            return (rng.randn(*leaf.shape) / np.sqrt(fan_in)).astype(np.float32)
+        if name.endswith("['scale']") or name.endswith("['var']"):
+            return rng.uniform(0.5, 1.5, leaf.shape).astype(np.float32)
+        return (0.1 * rng.randn(*leaf.shape)).astype(np.float32)
+
+    return jax.tree_util.tree_map_with_path(fill, dict(shapes))
+
+
 def _extract(model: InceptionV3, variables, images):
     return model.apply(variables, preprocess(images))
 
