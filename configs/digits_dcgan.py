@@ -30,6 +30,7 @@ def get_config() -> ml_collections.ConfigDict:
         resolution=16,           # the 8x8 digits are upsampled bilinearly to 16x16
         channels=1,
         data_dir="",             # TFDS data_dir / Fashion-MNIST folder; "" = library default
+        mixed_channels="error",  # folder mixing grayscale/RGB/alpha images: error | convert
     ))
 
     config.model = ml_collections.ConfigDict(dict(

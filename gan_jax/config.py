@@ -8,6 +8,7 @@ from typing import Any
 import ml_collections
 
 from gan_jax import losses, optim
+from gan_jax.data.sources import MIXED_CHANNELS
 from gan_jax.models import MODEL_CHECKS, MODELS
 
 NORMS = ("batch", "layer", "none")
@@ -52,6 +53,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     _choice(config, "model.d_norm", NORMS)
     for name in ("g", "d"):
         _check_optimizer(config, name)
+    _choice(config, "data.mixed_channels", MIXED_CHANNELS)
     _require(config.data.channels in (1, 3), "data.channels", "must be 1 (grayscale) or 3 (RGB)")
     _require(config.data.resolution >= 4, "data.resolution", "must be >= 4")
     try:

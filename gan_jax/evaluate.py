@@ -117,7 +117,8 @@ class Evaluator:
     def real_features(self) -> np.ndarray:
         if self._real is None:
             d = self.config.data
-            source = make_source(d.name, d.resolution, d.channels, data_dir=d.data_dir or None)
+            source = make_source(d.name, d.resolution, d.channels, data_dir=d.data_dir or None,
+                                 mixed_channels=d.mixed_channels)
             check_counts(self.metrics, self.num_samples,
                          len(reference.example_indices(source.num_examples, self.config.eval.num_real)),
                          self.config.eval)

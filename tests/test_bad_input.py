@@ -1,6 +1,7 @@
 """Bad data through the `train` command: one line naming the problem, exit 2, nothing written."""
 
 import pytest
+from PIL import Image
 
 from conftest import run_module
 
@@ -9,6 +10,9 @@ from conftest import run_module
     ("folder:{tmp}/missing", "error: image folder {tmp}/missing does not exist or is not a directory"),
     ("folder:{tmp}/empty", "error: no image files"),
     ("folder:{tmp}/bad", "error: 1 unreadable image(s) in {tmp}/bad: broken.png; remove or fix them"),
+    ("folder:{tmp}/mixed", "error: {tmp}/mixed mixes channel layouts: 1 RGB (e.g. a.png), "
+                           "1 with alpha (e.g. b.png); convert the files to one layout, or pass "
+                           "--config.data.mixed_channels=convert"),
     ("tfds:no_such_dataset", "error: unknown tfds data set 'no_such_dataset'"),
     ("imagenet", "error: unknown data set 'imagenet'; known names: digits, fashion_mnist, tfds, folder"),
 ])
@@ -16,6 +20,9 @@ def test_bad_data_is_one_line_error_before_training(tiny_config_file, tmp_path, 
     (tmp_path / "empty").mkdir()
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (tmp_path / "mixed").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "mixed" / "a.png")
+    Image.new("RGBA", (8, 8)).save(tmp_path / "mixed" / "b.png")
     workdir = tmp_path / "run"
     r = run_module("gan_jax.train", f"--workdir={workdir}", f"--config={tiny_config_file}",
                    f"--config.data.name={name.format(tmp=tmp_path)}")

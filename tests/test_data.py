@@ -205,7 +205,7 @@ def test_folder_loads_converts_and_crops(tmp_path):
     Image.new("P", (10, 10), 3).save(tmp_path / "e_palette.gif")
     (tmp_path / "notes.txt").write_text("not an image")
 
-    source = make_source(f"folder:{tmp_path}", 10, 3)
+    source = make_source(f"folder:{tmp_path}", 10, 3, mixed_channels="convert")
     images = source.get(np.arange(source.num_examples))["image"]
     assert source.num_examples == 5 and source.num_classes is None and images.shape == (5, 10, 10, 3)
     assert "label" not in source.get(np.array([0]))
@@ -216,10 +216,27 @@ def test_folder_loads_converts_and_crops(tmp_path):
     assert np.abs(images[4].astype(int) - 255).max() <= 3  # sub/c_tall: sorted last, center crop is white
     assert source.name.endswith(str(tmp_path))
 
-    gray = make_source(f"folder:{tmp_path}", 10, 1).get(np.arange(5))["image"]
+    gray = make_source(f"folder:{tmp_path}", 10, 1, mixed_channels="convert").get(np.arange(5))["image"]
     assert gray.shape == (5, 10, 10, 1)
     np.testing.assert_array_equal(gray[2, ..., 0], np.full((10, 10), 200))
     assert abs(int(gray[1, 0, 0, 0]) - round(0.299 * 255)) <= 1  # red -> luma
+
+
+@pytest.mark.parametrize("modes, message", [
+    (("RGB", "L"), r"mixes channel layouts: 1 RGB \(e\.g\. a\.png\), 1 grayscale \(e\.g\. b\.png\)"),
+    (("RGB", "RGBA", "RGB"), r"mixes channel layouts: 2 RGB \(e\.g\. a\.png\), 1 with alpha "
+                             r"\(e\.g\. b\.png\)"),
+])
+def test_folder_with_mixed_channel_layouts_is_refused(tmp_path, modes, message):
+    for name, mode in zip("abc", modes):
+        Image.new(mode, (8, 8)).save(tmp_path / f"{name}.png")
+    with pytest.raises(DataError, match=message + r".*--config\.data\.mixed_channels=convert"):
+        make_source(f"folder:{tmp_path}", 8, 3)
+    assert make_source(f"folder:{tmp_path}", 8, 3, mixed_channels="convert").num_examples == len(modes)
+    uniform = tmp_path / "uniform"
+    uniform.mkdir()
+    Image.new("RGBA", (8, 8)).save(uniform / "x.png")
+    assert make_source(f"folder:{uniform}", 8, 3).num_examples == 1  # alpha alone is no mix
 
 
 def test_folder_order_is_deterministic(tmp_path):

@@ -13,6 +13,7 @@ from PIL import Image
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_ENV = "GAN_JAX_FASHION_MNIST_DIR"
+MIXED_CHANNELS = ("error", "convert")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's 'L' conversion
@@ -237,8 +238,12 @@ def _tfds_unprepared_message(builder: Any, name: str, split: str, data_dir: str 
             "or set data.data_dir")
 
 
-def _folder_source(arg: str, resolution: int, channels: int, data_dir: str | None) -> ImageSource:
-    """Every image file under a folder (recursive, sorted), loaded eagerly; no labels."""
+def _folder_source(arg: str, resolution: int, channels: int, data_dir: str | None,
+                   mixed_channels: str = "error") -> ImageSource:
+    """Every image file under a folder (recursive, sorted), loaded eagerly; no labels.
+
+    A folder mixing grayscale, RGB and with-alpha images is refused unless mixed_channels is
+    'convert' (each image is then converted to `channels`, alpha dropped)."""
     if not arg:
         raise DataError("folder spec needs a path; use 'folder:/path/to/images'")
     root = Path(arg).expanduser()
@@ -249,16 +254,32 @@ def _folder_source(arg: str, resolution: int, channels: int, data_dir: str | Non
     if not paths:
         raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}; add images "
                         "or fix the path")
-    images, bad = [], []
+    images, bad, layouts = [], [], {}
     for path in paths:
+        name = path.relative_to(root).as_posix()
         try:
+            with Image.open(path) as image:
+                layouts.setdefault(image_layout(image), []).append(name)
             images.append(prepare_image(load_image(path), resolution, channels))
         except (OSError, ValueError, Image.DecompressionBombError):
-            bad.append(path.relative_to(root).as_posix())
+            bad.append(name)
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise DataError(f"{len(bad)} unreadable image(s) in {root}: {shown}; remove or fix them")
+    if len(layouts) > 1 and mixed_channels != "convert":
+        counts = ", ".join(f"{len(names)} {layout} (e.g. {names[0]})"
+                           for layout, names in sorted(layouts.items()))
+        raise DataError(f"{root} mixes channel layouts: {counts}; convert the files to one layout, "
+                        f"or pass --config.data.mixed_channels=convert to convert each image to "
+                        f"data.channels={channels} (alpha dropped)")
     return ArraySource(f"folder:{root}", np.stack(images))
+
+
+def image_layout(image: Image.Image) -> str:
+    """'grayscale', 'RGB' or 'with alpha' (RGBA, LA, or a palette with transparency)."""
+    if image.mode in ("RGBA", "LA", "La", "PA", "RGBa") or "transparency" in image.info:
+        return "with alpha"
+    return "grayscale" if image.mode in _GRAY_MODES else "RGB"
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
@@ -278,8 +299,12 @@ SOURCES: dict[str, Callable[[str, int, int, str | None], ImageSource]] = {
 }
 
 
-def make_source(spec: str, resolution: int, channels: int, *, data_dir: str | None = None) -> ImageSource:
-    """Build the source named by `spec` ('digits', 'fashion_mnist[:split]', 'tfds:name[:split]', 'folder:path')."""
+def make_source(spec: str, resolution: int, channels: int, *, data_dir: str | None = None,
+                mixed_channels: str = "error") -> ImageSource:
+    """Build the source named by `spec` ('digits', 'fashion_mnist[:split]', 'tfds:name[:split]', 'folder:path').
+
+    `mixed_channels` ('error' | 'convert') is what a folder mixing grayscale, RGB and alpha
+    images does."""
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels!r}")
     if not isinstance(resolution, (int, np.integer)) or resolution < 1:
@@ -288,4 +313,8 @@ def make_source(spec: str, resolution: int, channels: int, *, data_dir: str | No
     factory = SOURCES.get(name)
     if factory is None:
         raise DataError(f"unknown data set {spec!r}; known names: {', '.join(SOURCES)}")
+    if mixed_channels not in MIXED_CHANNELS:
+        raise DataError(f"mixed_channels must be one of {', '.join(MIXED_CHANNELS)}, got {mixed_channels!r}")
+    if name == "folder":
+        return _folder_source(arg, int(resolution), channels, data_dir, mixed_channels)
     return factory(arg, int(resolution), channels, data_dir)
