@@ -103,7 +103,7 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
         _require(e[key] >= 1, f"eval.{key}", "must be >= 1")
     _require(e.num_real >= 0, "eval.num_real", "must be >= 0 (0: the whole data set)")
     try:
-        evaluate.check_counts(metrics, e.num_samples, 2**62, e)
+        evaluate.check_counts(metrics, e.num_samples, None, e)
     except ValueError as err:
         raise ConfigError(f"config.eval.num_samples: {err}") from None
     reported = [k for m in metrics for k in evaluate.RESULT_KEYS[m]

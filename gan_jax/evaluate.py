@@ -20,7 +20,7 @@ from pathlib import Path
 import ml_collections
 import numpy as np
 
-from gan_jax import sample
+from gan_jax import parallel, sample
 from gan_jax.data.sources import DataError, make_source
 from gan_jax.metrics import reference, scores
 
@@ -81,15 +81,16 @@ def make_extractor(spec: str, data: ml_collections.ConfigDict, log=print):
                      "inception:WEIGHTS_PATH")
 
 
-def check_counts(metrics: tuple[str, ...], num_samples: int, num_real: int,
+def check_counts(metrics: tuple[str, ...], num_samples: int, num_real: int | None,
                  eval_config: ml_collections.ConfigDict) -> None:
-    """ValueError (one line, naming the key) when a metric cannot be computed from these counts."""
+    """ValueError (one line, naming the key) when a metric cannot be computed from these counts
+    (`num_real` None: not known yet, not checked)."""
     need = {"fid": 2, "kid": 2, "is": eval_config.is_splits, "pr": eval_config.pr_k + 1}
     for name in metrics:
         if num_samples < need[name]:
             raise ValueError(f"{name} needs at least {need[name]} generated samples, got "
                              f"eval.num_samples={num_samples}; raise --num_samples")
-        if name != "is" and num_real < need[name]:
+        if name != "is" and num_real is not None and num_real < need[name]:
             raise ValueError(f"{name} needs at least {need[name]} real images, the data set gives "
                              f"{num_real}; use more data or eval.num_real=0 (all)")
 
@@ -102,27 +103,31 @@ class Evaluator:
     extractor: object
     metrics: tuple[str, ...]
     num_samples: int
+    source: object = None  # the run's data source; built from config.data when None
     log: object = print
     _real: np.ndarray | None = None
 
     @classmethod
-    def from_config(cls, config: ml_collections.ConfigDict, log=print, **overrides) -> Evaluator:
+    def from_config(cls, config: ml_collections.ConfigDict, source=None, log=print,
+                    **overrides) -> Evaluator:
         """Build from `config.eval`; `overrides` (metrics, num_samples, extractor) win."""
         e = config.eval
         metrics = parse_metrics(overrides.get("metrics") or e.metrics)
         num_samples = overrides.get("num_samples") or e.num_samples
         extractor = make_extractor(overrides.get("extractor") or e.extractor, config.data, log)
-        return cls(config, extractor, metrics, num_samples, log)
+        return cls(config, extractor, metrics, num_samples, source, log)
 
     def real_features(self) -> np.ndarray:
         if self._real is None:
             d = self.config.data
-            source = make_source(d.name, d.resolution, d.channels, data_dir=d.data_dir or None,
-                                 mixed_channels=d.mixed_channels)
-            check_counts(self.metrics, self.num_samples,
-                         len(reference.example_indices(source.num_examples, self.config.eval.num_real)),
-                         self.config.eval)
-            self._real = reference.reference_features(source, d.name, self.extractor,
+            if self.source is None:
+                self.source = make_source(d.name, d.resolution, d.channels,
+                                          data_dir=d.data_dir or None,
+                                          mixed_channels=d.mixed_channels)
+            num_real = len(reference.example_indices(self.source.num_examples,
+                                                     self.config.eval.num_real))
+            check_counts(self.metrics, self.num_samples, num_real, self.config.eval)
+            self._real = reference.reference_features(self.source, d.name, self.extractor,
                                                       self.config.eval.num_real, self.log)
         return self._real
 
@@ -143,8 +148,7 @@ class Evaluator:
         if "pr" in self.metrics:
             results["precision"], results["recall"] = scores.precision_recall(
                 real, out["features"], e.pr_k)
-        step = int(np.asarray(state.step.addressable_data(0)))  # replicated: any shard
-        return {"step": step, "scores": results,
+        return {"step": int(parallel.to_host(state.step)), "scores": results,
                 "generator": "ema" if state.ema_params is not None else "raw",
                 "truncation": None, "num_samples": self.num_samples, "num_real": len(real),
                 "sample_seed": e.seed, "data": self.config.data.name,
@@ -160,8 +164,8 @@ def is_better(metric: str, value: float, best: float | None) -> bool:
 def evaluate_workdir(workdir: str, checkpoint: str = "latest", **overrides) -> dict:
     """Restore a checkpoint of `workdir` ('latest', 'best' or a step) with its own config and score it."""
     run, state = sample.restore_workdir(workdir, checkpoint)
-    config = run.config
-    evaluator = Evaluator.from_config(config, log=lambda m: print(m, file=sys.stderr), **overrides)
+    evaluator = Evaluator.from_config(run.config, log=lambda m: print(m, file=sys.stderr),
+                                      **overrides)
     return evaluator(run.task, state)
 
 
@@ -178,15 +182,12 @@ def main(argv=None) -> None:
     flags.DEFINE_string("out", "", "JSON output file (default: WORKDIR/eval/<checkpoint>_<step>.json).")
 
     def _main(_):
-        from gan_jax.config import ConfigError
-        from gan_jax.data.sources import DataError
-
         absl_logging.set_verbosity(absl_logging.WARNING)
         f = flags.FLAGS
         try:
             result = evaluate_workdir(f.workdir, f.checkpoint, num_samples=f.num_samples,
                                       metrics=f.metrics, extractor=f.extractor)
-        except (FileNotFoundError, ValueError, ConfigError, DataError) as e:
+        except (FileNotFoundError, ValueError) as e:  # ConfigError, DataError, MetricError too
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
         out = Path(f.out or Path(f.workdir) / "eval" / f"{f.checkpoint}_{result['step']}.json")

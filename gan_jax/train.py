@@ -159,12 +159,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     workdir = Path(workdir)
     run = build_run(config, devices)  # ConfigError before anything is compiled
     data = config.data
-    source = make_source(data.name, data.resolution, data.channels,
-                         data_dir=data.data_dir or None, mixed_channels=data.mixed_channels)  # DataError before compiling
+    source = make_source(data.name, data.resolution, data.channels, data_dir=data.data_dir or None,
+                         mixed_channels=data.mixed_channels)  # DataError before compiling
     is_main = jax.process_index() == 0
     log = (lambda message: tqdm.tqdm.write(message, file=sys.stderr)) if is_main else (lambda m: None)
     # A missing weights file or unlabelled data set fails here, before compiling.
-    evaluator = Evaluator.from_config(config, log) if config.eval.every_steps else None
+    evaluator = (Evaluator.from_config(config, source, log) if config.eval.every_steps
+                 else None)
     workdir.mkdir(parents=True, exist_ok=True)
     with exclusive(workdir) if is_main else contextlib.nullcontext():
         return _train(run, source, workdir, progress, evaluator)

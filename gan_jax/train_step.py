@@ -65,15 +65,15 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
             decay = jnp.where(state.step >= ema_start, ema_decay, 0.0)
             ema_params = optax.incremental_update(g_params, ema_params, 1.0 - decay)
 
-        metrics = parallel.mean_over_devices(
-            {**jax.tree.map(lambda m: m[-1], d_metrics), **g_metrics})
+        d_metrics, g_metrics = parallel.mean_over_devices((d_metrics, g_metrics))
+        metrics = {**jax.tree.map(lambda m: m[-1], d_metrics), **g_metrics}
         params_finite = _all_finite((g_params, d_params, ema_params))
         new_state = state.replace(
             step=state.step + 1, g_params=g_params, d_params=d_params, g_state=g_state,
             d_state=d_state, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
             ema_params=ema_params)
         if skip_nonfinite:
-            ok = params_finite & _all_finite(parallel.mean_over_devices((d_metrics, g_metrics)))
+            ok = params_finite & _all_finite((d_metrics, g_metrics))
             kept = state.replace(step=state.step + 1, skipped=state.skipped + 1)
             new_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, kept)
         metrics["params_finite"] = params_finite.astype(jnp.float32)
