@@ -34,8 +34,9 @@ def get_config() -> ml_collections.ConfigDict:
     ))
 
     config.model = ml_collections.ConfigDict(dict(
-        name="dcgan",            # dcgan | mlp
+        name="dcgan",            # dcgan | mlp | resnet (configs/*_sngan.py, *_biggan.py) | ...
         latent_dim=64,
+        num_classes=0,           # > 0: class-conditional G and D (resnet only); data needs labels
         width=64,                # channels of the last G / first D layer; doubled per stage
         g_norm="batch",          # batch | none
         d_norm="batch",          # batch | none | layer
@@ -48,7 +49,15 @@ def get_config() -> ml_collections.ConfigDict:
         name="non_saturating",   # minimax | non_saturating | lsgan | wgan | hinge
         gp_weight=0.0,           # WGAN-GP lambda (10 in Gulrajani et al.)
         r1_weight=0.0,           # R1 gamma; the penalty added is gamma / 2 * E||grad D(x)||^2
+        r1_every=1,              # lazy R1: computed every this many steps, weighted by it
         clip_value=0.0,          # WGAN weight clipping of D params after each update; 0 disables
+        ortho_weight=0.0,        # BigGAN orthogonal regularisation of G's kernels (beta, 1e-4)
+    ))
+
+    config.augment = ml_collections.ConfigDict(dict(
+        # DiffAugment ops applied to every image D sees (reals and fakes, own random streams):
+        # comma-separated subset of color, translation, cutout; "" disables
+        policy="",
     ))
 
     config.optim = ml_collections.ConfigDict()

@@ -7,7 +7,7 @@ from typing import Any
 
 import ml_collections
 
-from gan_jax import losses, optim
+from gan_jax import augment, losses, optim
 from gan_jax.data.sources import MIXED_CHANNELS
 from gan_jax.models import MODEL_CHECKS, MODELS
 
@@ -59,7 +59,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     try:
         MODEL_CHECKS[config.model.name](config)
     except ValueError as e:
-        raise ConfigError(f"config.data.resolution: {e}") from None
+        raise ConfigError(str(e)) from None
+    _require(config.model.num_classes >= 0, "model.num_classes", "must be >= 0 (0: unconditional)")
     _require(config.model.latent_dim >= 1, "model.latent_dim", "must be >= 1")
     train = config.train
     _require(train.n_critic >= 1, "train.n_critic", "must be >= 1")
@@ -80,9 +81,14 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     _require(config.ema.start_step >= 0, "ema.start_step", "must be >= 0")
     _require(config.sample.num >= 1, "sample.num", "must be >= 1")
     _check_eval(config)
-    for key in ("gp_weight", "r1_weight", "clip_value"):
+    for key in ("gp_weight", "r1_weight", "clip_value", "ortho_weight"):
         _require(config.loss[key] >= 0, f"loss.{key}", "must be >= 0")
-    if config.loss.gp_weight or config.loss.r1_weight:
+    _require(config.loss.r1_every >= 1, "loss.r1_every", "must be >= 1 (1: R1 at every step)")
+    try:
+        augment.parse_policy(config.augment.policy)
+    except ValueError as e:
+        raise ConfigError(f"config.augment.policy: {e}") from None
+    if (config.loss.gp_weight or config.loss.r1_weight) and config.model.name == "dcgan":
         _require(config.model.d_norm != "batch", "model.d_norm",
                  "gradient penalties (loss.gp_weight, loss.r1_weight) are per example and need a "
                  "discriminator without batch norm; use 'layer' or 'none'")

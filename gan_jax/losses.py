@@ -106,3 +106,19 @@ def gradient_penalty(critic: CriticFn, real: Array, fake: Array, alpha: Array) -
 def r1_penalty(critic: CriticFn, real: Array) -> Array:
     """R1 term E[||grad D(x)||^2] on real data (Mescheder et al. 2018); multiply by gamma/2."""
     return _mean(_squared_norms(_per_example_input_grads(critic, real)))
+
+
+def orthogonal_regularization(params) -> Array:
+    """BigGAN's 0.5 * sum_W ||W W^T * (1 - I)||_F^2 over every 'kernel' leaf, W = (out, fan_in).
+
+    Its gradient, 2 (W W^T * (1 - I)) W, is the term BigGAN-PyTorch adds to each weight's gradient
+    (times beta); class embeddings and biases are not regularised.
+    """
+    total = jnp.zeros((), jnp.float32)
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if getattr(path[-1], "key", None) != "kernel" or leaf.ndim < 2:
+            continue
+        w = leaf.reshape(-1, leaf.shape[-1]).T.astype(jnp.float32)
+        gram = w @ w.T
+        total = total + 0.5 * jnp.sum(jnp.square(gram * (1.0 - jnp.eye(gram.shape[0]))))
+    return total

@@ -2,98 +2,179 @@
 losses; the train step only differentiates, averages and applies updates.
 
 A task's losses are pure functions of (params, mutable collections, a batch slice, per-example
-keys) and return (loss, (new mutable collections, metrics)). Multi-network models (CycleGAN's two
-generators and two discriminators) are tasks whose params are dicts of networks.
+keys, the train step) and return (loss, (new mutable collections, metrics)). Multi-network models
+(CycleGAN's two generators and two discriminators) are tasks whose params are dicts of networks;
+model families with their own training tricks (StyleGAN2's lazy R1 and style mixing, progressive
+growing's fade-in) subclass `ImageGANTask` and override what differs.
+
+Module call convention: generator(z, labels, train=...) -> images (B, H, W, C) in [-1, 1];
+discriminator(images, labels, train=...) -> logits (B,). `labels` is None for unconditional tasks.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gan_jax import losses
+from gan_jax import augment, losses
 from gan_jax.models import build_models
 
 Array = jax.Array
 Batch = dict[str, Array]
 Variables = dict[str, Any]
+Augment = Callable[[Array, Array], Array]  # (images, per-example keys) -> images
 
-# Purposes of per-example random streams: fold_in(example_key, PURPOSE).
-LATENT, INTERPOLATION = 0, 1
+# Purposes of per-example random streams: fold_in(example_key, PURPOSE). Subclasses use >= 100.
+LATENT, INTERPOLATION, LABEL, AUGMENT_REAL, AUGMENT_FAKE = 0, 1, 2, 3, 4
 
 
-def _apply(module: nn.Module, params, collections, x, train: bool):
-    """module(x) -> (out, new collections); collections are updated only when training."""
+def fold_keys(keys: Array, purpose: int) -> Array:
+    """Per-example keys (B,) -> their sub-stream `purpose`."""
+    return jax.vmap(lambda k: jax.random.fold_in(k, purpose))(keys)
+
+
+def _apply(module: nn.Module, params, collections, train: bool, *args, **kwargs):
+    """module(*args) -> (out, new collections); collections are updated only when training."""
     variables = {"params": params, **collections}
     if train and collections:
-        out, new = module.apply(variables, x, train=True, mutable=list(collections))
+        out, new = module.apply(variables, *args, train=True, mutable=list(collections), **kwargs)
         return out, dict(new)
-    return module.apply(variables, x, train=train), collections
+    return module.apply(variables, *args, train=train, **kwargs), collections
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageGANTask:
-    """Unconditional image GAN: G(z) -> images in [-1, 1], D(images) -> logits."""
+    """Image GAN, unconditional or class-conditional: G(z, y) -> images in [-1, 1], D(x, y) -> logits.
+
+    num_classes: 0 for an unconditional GAN; otherwise fakes get labels drawn uniformly from the
+      per-example keys and reals bring theirs (batch['label']).
+    r1_every: lazy R1 (StyleGAN2): the penalty is computed only on steps divisible by it, with its
+      weight multiplied by it; other steps do not pay for the double backward pass.
+    augment: applied to every image D sees (DiffAugment), reals and fakes from separate streams.
+    ortho_weight: BigGAN's orthogonal regularisation of G's weights (losses.orthogonal_regularization).
+    """
 
     generator: nn.Module
     discriminator: nn.Module
     loss: losses.GANLoss
     latent_dim: int
+    num_classes: int = 0
     gp_weight: float = 0.0
     r1_weight: float = 0.0
+    r1_every: int = 1
+    augment: Augment | None = None
+    ortho_weight: float = 0.0
 
     def init(self, key: Array, image_shape: tuple[int, int, int]) -> tuple[Variables, Variables]:
         """Variables {'params': ..., other collections} of G and D."""
         kg, kd = jax.random.split(key)
-        g_vars = self.generator.init(kg, jnp.zeros((2, self.latent_dim)), train=False)
-        d_vars = self.discriminator.init(kd, jnp.zeros((2, *image_shape)), train=False)
+        labels = jnp.zeros((2,), jnp.int32) if self.num_classes else None
+        g_vars = self.generator.init(kg, jnp.zeros((2, self.latent_dim)), labels, train=False)
+        d_vars = self.discriminator.init(kd, jnp.zeros((2, *image_shape)), labels, train=False)
         return dict(g_vars), dict(d_vars)
 
-    def latents(self, keys: Array) -> Array:
-        """(B, latent_dim) standard normal latents, one per example key."""
-        return jax.vmap(lambda k: jax.random.normal(
-            jax.random.fold_in(k, LATENT), (self.latent_dim,)))(keys)
+    def latents(self, keys: Array, truncation: float | None = None) -> Array:
+        """(B, latent_dim) standard normal latents, one per example key; with `truncation` t, each
+        coordinate is drawn from the normal truncated to [-t, t] (BigGAN's truncation trick)."""
+        keys = fold_keys(keys, LATENT)
+        if truncation is None:
+            return jax.vmap(lambda k: jax.random.normal(k, (self.latent_dim,)))(keys)
+        return jax.vmap(lambda k: jax.random.truncated_normal(
+            k, -truncation, truncation, (self.latent_dim,)))(keys)
 
-    def generate(self, g_params, g_state, z: Array, train: bool = False):
-        return _apply(self.generator, g_params, g_state, z, train)
+    def labels(self, keys: Array) -> Array | None:
+        """(B,) int32 class labels drawn uniformly, one per example key; None when unconditional."""
+        if not self.num_classes:
+            return None
+        return jax.vmap(lambda k: jax.random.randint(k, (), 0, self.num_classes))(
+            fold_keys(keys, LABEL))
 
-    def critic(self, d_params, d_state, images: Array, train: bool = True):
-        return _apply(self.discriminator, d_params, d_state, images, train)
+    def generate(self, g_params, g_state, z: Array, labels: Array | None, keys: Array, step: Array,
+                 train: bool = False, truncation: float | None = None):
+        """(images, new G collections) for latents z (truncation is already in z here)."""
+        return _apply(self.generator, g_params, g_state, train, z, labels)
 
-    def discriminator_loss(self, d_params, d_state, g_params, g_state, batch: Batch, keys: Array):
+    def critic(self, d_params, d_state, images: Array, labels: Array | None, step: Array,
+               train: bool = True):
+        """(logits (B,), new D collections)."""
+        return _apply(self.discriminator, d_params, d_state, train, images, labels)
+
+    def augmented(self, images: Array, keys: Array, purpose: int) -> Array:
+        """`images` through the task's augmentation (identity when there is none)."""
+        return images if self.augment is None else self.augment(images, fold_keys(keys, purpose))
+
+    def real_labels(self, batch: Batch) -> Array | None:
+        return batch["label"] if self.num_classes else None
+
+    def discriminator_loss(self, d_params, d_state, g_params, g_state, batch: Batch, keys: Array,
+                           step: Array):
         """D loss on a real batch and fakes from per-example keys; G's collections are not updated."""
-        real = batch["image"]
-        fake, _ = self.generate(g_params, g_state, self.latents(keys), train=True)
+        real, real_labels = batch["image"], self.real_labels(batch)
+        fake_labels = self.labels(keys)
+        fake, _ = self.generate(g_params, g_state, self.latents(keys), fake_labels, keys, step,
+                                train=True)
         fake = jax.lax.stop_gradient(fake)
-        real_logits, new_state = self.critic(d_params, d_state, real)
-        fake_logits, new_state = self.critic(d_params, new_state, fake)
+        real_logits, new_state = self.critic(
+            d_params, d_state, self.augmented(real, keys, AUGMENT_REAL), real_labels, step)
+        fake_logits, new_state = self.critic(
+            d_params, new_state, self.augmented(fake, keys, AUGMENT_FAKE), fake_labels, step)
         loss = self.loss.discriminator(real_logits, fake_logits)
         metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
-        critic_fn = lambda x: self.critic(d_params, d_state, x)[0]
+        critic_fn = lambda x: self.critic(d_params, d_state, self.augmented(x, keys, AUGMENT_REAL),
+                                          real_labels, step)[0]
         if self.gp_weight:
-            alpha = jax.vmap(lambda k: jax.random.uniform(jax.random.fold_in(k, INTERPOLATION)))(keys)
+            alpha = jax.vmap(jax.random.uniform)(fold_keys(keys, INTERPOLATION))
             metrics["gp"] = losses.gradient_penalty(critic_fn, real, fake, alpha)
             loss = loss + self.gp_weight * metrics["gp"]
         if self.r1_weight:
-            metrics["r1"] = losses.r1_penalty(critic_fn, real)
-            loss = loss + 0.5 * self.r1_weight * metrics["r1"]
+            if self.r1_every > 1:
+                # zeros_like keeps the real batch's device-variance inside shard_map
+                metrics["r1"] = jax.lax.cond(step % self.r1_every == 0,
+                                             lambda x: losses.r1_penalty(critic_fn, x),
+                                             lambda x: jnp.zeros_like(x, shape=()), real)
+            else:
+                metrics["r1"] = losses.r1_penalty(critic_fn, real)
+            loss = loss + 0.5 * self.r1_weight * self.r1_every * metrics["r1"]
         return loss, (new_state, metrics)
 
-    def generator_loss(self, g_params, g_state, d_params, d_state, batch: Batch, keys: Array):
+    def generator_loss(self, g_params, g_state, d_params, d_state, batch: Batch, keys: Array,
+                       step: Array):
         """G loss on fakes from per-example keys; D's collections are not updated."""
-        fake, new_state = self.generate(g_params, g_state, self.latents(keys), train=True)
-        fake_logits, _ = self.critic(d_params, d_state, fake)
+        labels = self.labels(keys)
+        fake, new_state = self.generate(g_params, g_state, self.latents(keys), labels, keys, step,
+                                        train=True)
+        fake_logits, _ = self.critic(d_params, d_state, self.augmented(fake, keys, AUGMENT_FAKE),
+                                     labels, step)
         loss = self.loss.generator(fake_logits)
-        return loss, (new_state, {"g_loss": loss})
+        metrics = {"g_loss": loss}
+        if self.ortho_weight:
+            metrics["ortho"] = losses.orthogonal_regularization(g_params)
+            loss = loss + self.ortho_weight * metrics["ortho"]
+        return loss, (new_state, metrics)
+
+    def sample(self, g_params, g_state, keys: Array, step: Array, labels: Array | None = None,
+               truncation: float | None = None, z: Array | None = None) -> Array:
+        """Eval-mode images for per-example keys; labels drawn from the keys when None
+        (conditional tasks); z drawn from the keys (with `truncation`) when None."""
+        if z is None:
+            z = self.latents(keys, truncation)
+        if self.num_classes and labels is None:
+            labels = self.labels(keys)
+        return self.generate(g_params, g_state, z, labels, keys, step, train=False,
+                             truncation=truncation)[0]
 
 
 def build_task(config: ml_collections.ConfigDict) -> ImageGANTask:
     """The task a config describes."""
     generator, discriminator = build_models(config)
-    return ImageGANTask(generator, discriminator, losses.LOSSES[config.loss.name],
-                        config.model.latent_dim, config.loss.gp_weight, config.loss.r1_weight)
+    c = config.loss
+    return ImageGANTask(generator, discriminator, losses.LOSSES[c.name], config.model.latent_dim,
+                        num_classes=config.model.num_classes, gp_weight=c.gp_weight,
+                        r1_weight=c.r1_weight, r1_every=c.r1_every,
+                        augment=augment.make_augment(augment.parse_policy(config.augment.policy)),
+                        ortho_weight=c.ortho_weight)

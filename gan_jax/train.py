@@ -153,6 +153,19 @@ def _check_finite(step: int, scalars: dict, since: tuple[int, int], train: ml_co
             f"--config.train.on_nonfinite=skip skips such steps")
 
 
+def check_labels(config: ml_collections.ConfigDict, source) -> None:
+    """DataError unless a class-conditional config's data has labels of its classes."""
+    want = config.model.num_classes
+    if not want:
+        return
+    if source.num_classes is None:
+        raise DataError(f"config.model.num_classes={want} needs labelled data, but {source.name} has "
+                        f"no labels; use a labelled data set or set model.num_classes=0")
+    if source.num_classes != want:
+        raise DataError(f"config.model.num_classes={want} but {source.name} has "
+                        f"{source.num_classes} classes; set model.num_classes={source.num_classes}")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
                        devices=None, progress: bool = True) -> GANState:
     """Train (or resume) the run `config` describes in `workdir`; returns the final state."""
@@ -161,6 +174,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     data = config.data
     source = make_source(data.name, data.resolution, data.channels, data_dir=data.data_dir or None,
                          mixed_channels=data.mixed_channels)  # DataError before compiling
+    check_labels(config, source)
     is_main = jax.process_index() == 0
     log = (lambda message: tqdm.tqdm.write(message, file=sys.stderr)) if is_main else (lambda m: None)
     # A missing weights file or unlabelled data set fails here, before compiling.

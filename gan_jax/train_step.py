@@ -40,7 +40,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
             sub_batch, i = inputs
             keys = parallel.example_keys(jax.random.fold_in(step_key, i), local_batch)
             grads, (d_state, metrics) = jax.grad(task.discriminator_loss, has_aux=True)(
-                parallel.per_device(d_params), d_state, state.g_params, state.g_state, sub_batch, keys)
+                parallel.per_device(d_params), d_state, state.g_params, state.g_state, sub_batch, keys,
+                state.step)
             grads, d_state = parallel.mean_over_devices((grads, d_state))
             updates, d_opt_state = d_tx.update(grads, d_opt_state, d_params)
             d_params = optax.apply_updates(d_params, updates)
@@ -55,7 +56,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
         keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic), local_batch)
         last_batch = jax.tree.map(lambda x: x[-1], batch)
         grads, (g_state, g_metrics) = jax.grad(task.generator_loss, has_aux=True)(
-            parallel.per_device(state.g_params), state.g_state, d_params, d_state, last_batch, keys)
+            parallel.per_device(state.g_params), state.g_state, d_params, d_state, last_batch, keys,
+            state.step)
         grads, g_state = parallel.mean_over_devices((grads, g_state))
         updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)

@@ -141,8 +141,9 @@ class PoisonedTask(tasks.ImageGANTask):
 
     poison: tuple = ()
 
-    def discriminator_loss(self, d_params, d_state, g_params, g_state, batch, keys):
-        loss, aux = super().discriminator_loss(d_params, d_state, g_params, g_state, batch, keys)
+    def discriminator_loss(self, d_params, d_state, g_params, g_state, batch, keys, step):
+        loss, aux = super().discriminator_loss(d_params, d_state, g_params, g_state, batch, keys,
+                                               step)
         hit = jnp.all(batch["label"] == jnp.array(self.poison))
         return loss * jnp.where(hit, jnp.nan, 1.0), aux
 
@@ -234,3 +235,13 @@ def test_unreadable_newest_checkpoint_falls_back_and_keeps_it(tiny_config, one_d
     assert (workdir / "checkpoints" / "4.unreadable").is_dir()  # kept for inspection
     assert (workdir / "checkpoints" / "4").is_dir()  # rewritten by the resumed run
     assert_bitwise_equal(unbroken, resumed)
+
+
+def test_lazy_r1_runs_every_r1_every_steps(tiny_config, one_device, tmp_path):
+    tiny_config.model.d_norm = "none"
+    tiny_config.loss.r1_weight, tiny_config.loss.r1_every = 1.0, 2
+    tiny_config.train.log_every_steps = 1
+    train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
+    lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    r1 = {l["step"]: l["r1"] for l in lines}  # logged after the step: step k ran at index k - 1
+    assert r1[1] > 0 and r1[3] > 0 and r1[2] == 0 and r1[4] == 0

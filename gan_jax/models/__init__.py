@@ -9,6 +9,7 @@ import ml_collections
 
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_stages
 from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
+from gan_jax.models.resnet import ResNetDiscriminator, ResNetGenerator, generator_base
 
 Pair = tuple[nn.Module, nn.Module]
 
@@ -32,14 +33,57 @@ def _mlp(config: ml_collections.ConfigDict) -> Pair:
             MLPDiscriminator(hidden))
 
 
+def _resnet(config: ml_collections.ConfigDict) -> Pair:
+    m, d = config.model, config.data
+    return (ResNetGenerator(d.resolution, d.channels, tuple(m.g_channels), m.num_classes,
+                            m.shared_dim, m.hierarchical, m.attention_resolution,
+                            m.g_spectral_norm, m.bn_momentum, _bn_axis(config)),
+            ResNetDiscriminator(tuple(m.d_channels), tuple(m.d_down), m.num_classes,
+                                m.attention_resolution, m.d_spectral_norm))
+
+
+def _unconditional(config: ml_collections.ConfigDict) -> None:
+    if config.model.num_classes:
+        raise ValueError(f"config.model.num_classes: model {config.model.name!r} is unconditional;"
+                         f" set it to 0 or use model.name='resnet'")
+
+
 def _check_dcgan(config: ml_collections.ConfigDict) -> None:
-    dcgan_stages(config.data.resolution)
+    _unconditional(config)
+    try:
+        dcgan_stages(config.data.resolution)
+    except ValueError as e:
+        raise ValueError(f"config.data.resolution: {e}") from None
 
 
-MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {"dcgan": _dcgan, "mlp": _mlp}
-# Checks that a config's resolution/norms fit the model, run before anything is compiled.
+def _check_resnet(config: ml_collections.ConfigDict) -> None:
+    m = config.model
+    blocks = len(m.g_channels) - 1
+    try:
+        generator_base(config.data.resolution, blocks)
+    except ValueError as e:
+        raise ValueError(f"config.data.resolution: {e}") from None
+    if len(m.d_channels) != len(m.d_down) or not m.d_channels:
+        raise ValueError(f"config.model.d_down: needs one entry per model.d_channels entry, got "
+                         f"{len(m.d_down)} for {len(m.d_channels)}")
+    if m.hierarchical and (not m.num_classes or not m.shared_dim):
+        raise ValueError("config.model.hierarchical: the hierarchical latent feeds the shared class "
+                         "embedding; it needs model.num_classes > 0 and model.shared_dim > 0")
+    if m.hierarchical and m.latent_dim % (blocks + 1):
+        raise ValueError(f"config.model.latent_dim: the hierarchical latent is split into "
+                         f"{blocks + 1} equal chunks (one per G block, one for the input); "
+                         f"{m.latent_dim} is not divisible by {blocks + 1}")
+    channels = list(m.g_channels) + list(m.d_channels)
+    if m.attention_resolution and min(channels) < 8:
+        raise ValueError("config.model.attention_resolution: self-attention needs >= 8 channels")
+
+
+MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
+    "dcgan": _dcgan, "mlp": _mlp, "resnet": _resnet}
+# Checks that a config fits the model, run before anything is compiled: ValueError whose text
+# starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {
-    "dcgan": _check_dcgan, "mlp": lambda config: None}
+    "dcgan": _check_dcgan, "mlp": _unconditional, "resnet": _check_resnet}
 
 
 def build_models(config: ml_collections.ConfigDict) -> Pair:

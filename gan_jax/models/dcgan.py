@@ -47,7 +47,7 @@ def normalization(kind: str, train: bool, momentum: float, axis_name: str | None
 
 
 class DCGANGenerator(nn.Module):
-    """z (B, latent) -> images (B, resolution, resolution, channels) in [-1, 1]."""
+    """z (B, latent) (labels ignored: unconditional) -> images (B, resolution, resolution, channels) in [-1, 1]."""
 
     resolution: int
     channels: int
@@ -57,7 +57,7 @@ class DCGANGenerator(nn.Module):
     bn_axis_name: str | None = None
 
     @nn.compact
-    def __call__(self, z, train: bool = True):
+    def __call__(self, z, labels=None, train: bool = True):
         base, stages = dcgan_stages(self.resolution)
         features = self.width * 2 ** (stages - 1)
         use_bias = self.norm == "none"
@@ -73,7 +73,7 @@ class DCGANGenerator(nn.Module):
 
 
 class DCGANDiscriminator(nn.Module):
-    """images (B, H, W, C) in [-1, 1] -> logits (B,)."""
+    """images (B, H, W, C) in [-1, 1] (labels ignored: unconditional) -> logits (B,)."""
 
     resolution: int
     width: int = 64
@@ -82,7 +82,7 @@ class DCGANDiscriminator(nn.Module):
     bn_axis_name: str | None = None
 
     @nn.compact
-    def __call__(self, x, train: bool = True):
+    def __call__(self, x, labels=None, train: bool = True):
         _, stages = dcgan_stages(self.resolution)
         pad = ((1, 1), (1, 1))
         x = nn.leaky_relu(Conv(self.width, (4, 4), (2, 2), pad, kernel_init=INIT)(x), 0.2)

@@ -21,7 +21,7 @@ class MLPGenerator(nn.Module):
     bn_axis_name: str | None = None
 
     @nn.compact
-    def __call__(self, z, train: bool = True):
+    def __call__(self, z, labels=None, train: bool = True):
         x = z
         for dim in self.hidden_dims:
             x = nn.Dense(dim)(x)
@@ -38,7 +38,7 @@ class MLPDiscriminator(nn.Module):
     hidden_dims: Sequence[int] = (512, 512)
 
     @nn.compact
-    def __call__(self, x, train: bool = True):
+    def __call__(self, x, labels=None, train: bool = True):
         x = x.reshape(x.shape[0], -1)
         for dim in self.hidden_dims:
             x = nn.leaky_relu(nn.Dense(dim)(x), 0.2)
