@@ -80,3 +80,55 @@ def test_sample_by_step(workdir, tmp_path, tiny_config_file):
         assert r.returncode == 0, r.stderr
         out[checkpoint] = path.read_bytes()
     assert out["latest"] == out[str(steps[-1])] != out[str(steps[0])]
+
+
+def test_interpolation_and_truncation_commands(workdir, tmp_path):
+    r = run("gan_jax.sample", f"--workdir={workdir}", "--interpolate=slerp", "--num=2",
+            "--steps=5", "--truncation=0.5", f"--out={tmp_path / 'strip.png'}")
+    assert r.returncode == 0, r.stderr
+    grid = np.asarray(Image.open(tmp_path / "strip.png"))
+    assert grid.shape == (2 * 9 + 1, 5 * 9 + 1)  # 2 strips of 5 images of 8 px
+    for flags, message in ((["--label=3"], "error: --label needs a class-conditional model"),
+                           (["--per_class=2"], "error: --per_class needs a class-conditional"),
+                           (["--truncation=0"], "error: --truncation must be > 0")):
+        r = run("gan_jax.sample", f"--workdir={workdir}", *flags, f"--out={tmp_path / 'x.png'}")
+        assert r.returncode == 2 and r.stderr.strip().startswith(message), r.stderr
+
+
+def test_interpolations_end_at_the_samples_they_join(workdir):
+    from gan_jax import sample
+
+    run_, state = sample.restore_workdir(str(workdir))
+    ends = sample.generate_images(run_.task, state, 4, seed=7)
+    strips = sample.interpolation_strips(run_.task, state, rows=2, steps=3, seed=7, method="lerp")
+    np.testing.assert_array_equal(strips[[0, 2, 3, 5]], ends)  # rows join samples (0, 1), (2, 3)
+    strips = sample.interpolation_strips(run_.task, state, rows=1, steps=3, seed=7, method="slerp")
+    assert np.abs(strips[[0, 2]].astype(int) - ends[:2]).max() <= 1  # float rounding at the ends
+    truncated = sample.generate_images(run_.task, state, 4, seed=7, truncation=0.5)
+    assert not np.array_equal(truncated, ends)
+
+
+def test_lerp_and_slerp():
+    from gan_jax.sample import lerp, slerp
+
+    a, b = np.array([3.0, 0.0]), np.array([0.0, 3.0])
+    t = np.array([0.0, 0.5, 1.0])
+    np.testing.assert_allclose(lerp(a, b, t), [[3, 0], [1.5, 1.5], [0, 3]])
+    s = slerp(a, b, t)
+    np.testing.assert_allclose(s, [[3, 0], [3 / 2 ** 0.5, 3 / 2 ** 0.5], [0, 3]], atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(slerp(a, 2 * b, t), axis=1), [3, 4.5, 6])
+    np.testing.assert_allclose(slerp(a, 2 * a, t), lerp(a, 2 * a, t))  # parallel: lerp
+
+
+def test_truncated_latents_stay_inside_the_threshold():
+    import jax
+
+    from gan_jax import sample
+    from gan_jax.configs import digits_dcgan
+    from gan_jax.tasks import build_task
+
+    task = build_task(digits_dcgan.get_config())
+    z = np.asarray(task.latents(sample.latent_keys(0, 0, 256), truncation=0.5))
+    assert z.shape == (256, 64) and np.abs(z).max() <= 0.5 and z.std() > 0.2
+    full = np.asarray(task.latents(sample.latent_keys(0, 0, 256)))
+    assert np.abs(full).max() > 2.0
