@@ -9,7 +9,7 @@ from gan_jax.configs import digits_dcgan, digits_sngan
 
 def get_config():
     config = digits_dcgan.get_config()
-    digits_sngan.resnet_model(config, g_channels=(128, 128, 128), d_channels=(64, 64, 64),
+    digits_sngan.resnet_model(config, g_channels=(64, 64, 64), d_channels=(64, 64, 64),
                               d_down=(True, True, False))
     m = config.model
     m.num_classes = 10

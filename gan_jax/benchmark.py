@@ -39,7 +39,10 @@ def time_train_step(config, steps: int = 10, warmup: int = 2, devices=None) -> d
     train = config.train
     rng = np.random.default_rng(0)
     shape = (train.n_critic, train.batch_size // jax.process_count(), *run.image_shape)
-    batch = parallel.put_batch({"image": rng.integers(0, 256, shape, dtype=np.uint8)}, run.mesh)
+    batch = {"image": rng.integers(0, 256, shape, dtype=np.uint8)}
+    if config.model.num_classes:
+        batch["label"] = rng.integers(0, config.model.num_classes, shape[:2], dtype=np.int32)
+    batch = parallel.put_batch(batch, run.mesh)
 
     start = time.perf_counter()
     compiled = step_fn.lower(state, batch).compile()
