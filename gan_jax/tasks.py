@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan_jax import augment, losses
-from gan_jax.models import build_models
+from gan_jax.models import TASKS, build_models
 
 Array = jax.Array
 Batch = dict[str, Array]
@@ -171,6 +171,8 @@ class ImageGANTask:
 
 def build_task(config: ml_collections.ConfigDict) -> ImageGANTask:
     """The task a config describes."""
+    if config.model.name in TASKS:
+        return TASKS[config.model.name](config)
     generator, discriminator = build_models(config)
     c = config.loss
     return ImageGANTask(generator, discriminator, losses.LOSSES[c.name], config.model.latent_dim,
