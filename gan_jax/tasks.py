@@ -133,8 +133,10 @@ class ImageGANTask:
             loss = loss + self.gp_weight * metrics["gp"]
         if self.r1_weight:
             if self.r1_every > 1:
-                # zeros_like keeps the real batch's device-variance inside shard_map
-                metrics["r1"] = jax.lax.cond(step % self.r1_every == 0,
+                # R1 runs on steps s with (s + 1) % r1_every == 0, so that logging every
+                # multiple of r1_every steps (metrics are those of the logged step) shows it.
+                # zeros_like keeps the real batch's device-variance inside shard_map.
+                metrics["r1"] = jax.lax.cond((step + 1) % self.r1_every == 0,
                                              lambda x: losses.r1_penalty(critic_fn, x),
                                              lambda x: jnp.zeros_like(x, shape=()), real)
             else:

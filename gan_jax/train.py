@@ -21,7 +21,6 @@ from pathlib import Path
 
 import jax
 import ml_collections
-import numpy as np
 import tqdm
 
 from gan_jax import config as config_lib

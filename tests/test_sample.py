@@ -121,8 +121,6 @@ def test_lerp_and_slerp():
 
 
 def test_truncated_latents_stay_inside_the_threshold():
-    import jax
-
     from gan_jax import sample
     from gan_jax.configs import digits_dcgan
     from gan_jax.tasks import build_task
