@@ -38,7 +38,7 @@ def fold_keys(keys: Array, purpose: int) -> Array:
     return jax.vmap(lambda k: jax.random.fold_in(k, purpose))(keys)
 
 
-def _apply(module: nn.Module, params, collections, train: bool, *args, **kwargs):
+def apply_module(module: nn.Module, params, collections, train: bool, *args, **kwargs):
     """module(*args) -> (out, new collections); collections are updated only when training."""
     variables = {"params": params, **collections}
     if train and collections:
@@ -97,12 +97,12 @@ class ImageGANTask:
     def generate(self, g_params, g_state, z: Array, labels: Array | None, keys: Array, step: Array,
                  train: bool = False, truncation: float | None = None):
         """(images, new G collections) for latents z (truncation is already in z here)."""
-        return _apply(self.generator, g_params, g_state, train, z, labels)
+        return apply_module(self.generator, g_params, g_state, train, z, labels)
 
     def critic(self, d_params, d_state, images: Array, labels: Array | None, step: Array,
                train: bool = True):
         """(logits (B,), new D collections)."""
-        return _apply(self.discriminator, d_params, d_state, train, images, labels)
+        return apply_module(self.discriminator, d_params, d_state, train, images, labels)
 
     def augmented(self, images: Array, keys: Array, purpose: int) -> Array:
         """`images` through the task's augmentation (identity when there is none)."""

@@ -317,12 +317,12 @@ class ProgressiveTask(tasks.ImageGANTask):
 
     def generate(self, g_params, g_state, z, labels, keys, step, train=False, truncation=None):
         level, alpha = self.schedule(step)
-        return tasks._apply(self.generator, g_params, g_state, train, z, labels, level=level,
+        return tasks.apply_module(self.generator, g_params, g_state, train, z, labels, level=level,
                             alpha=alpha)
 
     def critic(self, d_params, d_state, images, labels, step, train=True):
         level, alpha = self.schedule(step)
-        return tasks._apply(self.discriminator, d_params, d_state, train, images, labels,
+        return tasks.apply_module(self.discriminator, d_params, d_state, train, images, labels,
                             level=level, alpha=alpha)
 
     def discriminator_loss(self, d_params, d_state, g_params, g_state, batch, keys, step):

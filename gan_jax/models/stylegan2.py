@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gan_jax import losses, tasks
+from gan_jax import augment, losses, tasks
 from gan_jax.models.equalized import (DEFAULT_FILTER, EqualConv, EqualDense, fir_filter, lrelu,
                                       minibatch_stddev, pixel_norm, upsample_2x)
 from gan_jax.models.layers import conv, conv_transpose
@@ -350,7 +350,7 @@ class StyleGAN2Task(tasks.ImageGANTask):
         if train and self.style_mixing_prob:
             kwargs.update(mix_z=self.latents(tasks.fold_keys(keys, MIX_LATENT)),
                           mix_cutoff=self.mixing_cutoffs(keys))
-        return tasks._apply(self.generator, g_params, g_state, train, z, labels, **kwargs)
+        return tasks.apply_module(self.generator, g_params, g_state, train, z, labels, **kwargs)
 
 
 # --- builders (registered in gan_jax.models / gan_jax.tasks) -----------------------------------
@@ -375,11 +375,7 @@ def build_task(config: ml_collections.ConfigDict) -> StyleGAN2Task:
     `stylegan2.style_mixing_prob`."""
     generator, discriminator = build_models(config)
     c = config.loss
-    augment_fn = None
-    if config.augment.policy:
-        from gan_jax import augment
-
-        augment_fn = augment.make_augment(augment.parse_policy(config.augment.policy))
+    augment_fn = augment.make_augment(augment.parse_policy(config.augment.policy))
     return StyleGAN2Task(
         generator, discriminator, losses.LOSSES[c.name], config.model.latent_dim,
         num_classes=config.model.num_classes, gp_weight=c.gp_weight, r1_weight=c.r1_weight,
