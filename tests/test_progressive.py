@@ -224,3 +224,20 @@ def test_bad_progressive_config_is_refused_naming_the_key():
     config.progressive.stable_steps = 0
     with pytest.raises(config_lib.ConfigError, match=r"config\.progressive\.stable_steps"):
         config_lib.validate(config)
+
+
+def test_parameter_counts_at_1024_px_match_the_paper():
+    """Karras et al. 2018, appendix A.1, Table 2: G and D of the 1024 px CelebA-HQ network have
+    23.1M trainable parameters each (fmap_base 8192, fmap_max 512, z 512)."""
+    import numpy as np
+
+    from gan_jax.configs import celeba64_progressive
+    from gan_jax.run import build_run
+
+    config = celeba64_progressive.get_config()
+    config.data.resolution, config.train.batch_size = 1024, 16
+    state = build_run(config, jax.devices()[:1]).abstract_state()
+    size = lambda tree: sum(int(np.prod(x.shape)) for x in jax.tree.leaves(tree))
+    g, d = size(state.g_params), size(state.d_params)
+    assert (g, d) == (23_079_115, 23_087_249)  # ours, exactly: both round to the paper's 23.1M
+    assert round(g / 1e5) == round(d / 1e5) == 231
