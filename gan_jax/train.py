@@ -152,6 +152,15 @@ def _check_finite(step: int, scalars: dict, since: tuple[int, int], train: ml_co
             f"--config.train.on_nonfinite=skip skips such steps")
 
 
+def _write_grid(task, state, num: int, seed: int, path: Path) -> None:
+    """`num` samples from fixed latents; for a conditional task one row per class instead."""
+    if task.num_classes:
+        per_class = max(1, num // task.num_classes)
+        sample.write_samples(path, sample.class_grid(task, state, per_class, seed), per_class)
+    else:
+        sample.write_samples(path, sample.generate_images(task, state, num, seed))
+
+
 def check_labels(config: ml_collections.ConfigDict, source) -> None:
     """DataError unless a class-conditional config's data has labels of its classes."""
     want = config.model.num_classes
@@ -259,8 +268,8 @@ def _train(run: Run, source, workdir: Path, progress: bool,
                     writer.write(done, scalars)
                     bar.set_postfix({k: f"{scalars[k]:.3g}" for k in ("d_loss", "g_loss", "img_per_s")})
                 if is_main and train.sample_every_steps and done % train.sample_every_steps == 0:
-                    grid = sample.generate_images(run.task, state, config.sample.num, train.seed)
-                    sample.write_samples(workdir / "samples" / f"step_{done:07d}.png", grid)
+                    _write_grid(run.task, state, config.sample.num, train.seed,
+                                workdir / "samples" / f"step_{done:07d}.png")
                 if eval_every and (done % eval_every == 0 or done == train.num_steps):
                     _evaluate(evaluator, run, state, workdir, writer, best, plain_config, is_main)
                 if checkpoint_now or stop:

@@ -246,9 +246,18 @@ def test_conditional_eight_devices_match_one_device(tmp_path):
 def conditional_run(tmp_path_factory):
     config = _tiny_conditional()
     config.train.num_steps = 2
+    config.train.sample_every_steps, config.sample.num = 2, 20
     workdir = tmp_path_factory.mktemp("conditional")
     state = train_and_evaluate(config, workdir, devices=jax.devices()[:1], progress=False)
     return build_run(config, jax.devices()[:1]), state, workdir
+
+
+def test_training_writes_one_row_per_class(conditional_run):
+    from PIL import Image
+
+    _, _, workdir = conditional_run
+    grid = np.asarray(Image.open(workdir / "samples" / "step_0000002.png"))
+    assert grid.shape == (10 * 9 + 1, 2 * 9 + 1)  # sample.num 20: 10 classes x 2, 8 px + 1 pad
 
 
 def test_class_grid_rows_are_classes_and_columns_latents(conditional_run):
