@@ -2,7 +2,8 @@
 G and D 256 channels (ch 64 x 4), batch 50, 4 D steps per G step, Adam(2e-4, 0, 0.999) for both,
 hinge loss, spectral norm in G and D, EMA 0.9999 from step 1000, no attention, no orthogonal
 regularisation; plus BigGAN's shared class embedding (128) and hierarchical latent (z 128 = 4 x
-32), which the ImageNet models use. Published: FID 14.73, IS 9.22 (BigGAN paper, CIFAR-10)."""
+32), which the ImageNet models use. Batch 50 divides over 1, 2, 5 or 10 devices; on 8 use
+--config.train.batch_size=48 (or 56)."""
 
 from gan_jax.configs import digits_dcgan, digits_sngan
 
