@@ -13,9 +13,21 @@ from pathlib import Path
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Many tests train the same tiny config twice (resume, determinism, device counts), also in the
+# `python -m gan_jax.train` subprocesses, which inherit these variables: a compilation cache
+# private to this test session compiles each step once. Executables are deterministic, so bitwise
+# comparisons are unaffected; the cache starts empty, so nothing carries over between sessions.
+# GAN_JAX_TEST_COMPILATION_CACHE=0 turns it off.
+if os.environ.get("GAN_JAX_TEST_COMPILATION_CACHE", "1") == "1":
+    import tempfile
+
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="gan_jax_xla_cache_")
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
 import jax  # noqa: E402  (after XLA_FLAGS)
 import pytest  # noqa: E402
+
 
 
 

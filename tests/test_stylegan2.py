@@ -398,6 +398,7 @@ def test_mixing_cutoffs_are_drawn_per_example():
     assert set(np.asarray(never.mixing_cutoffs(keys))) == {n}
 
 
+@pytest.mark.slow  # 30 s of compiling; tests/test_train.py checks lazy R1's schedule quickly
 def test_lazy_r1_is_computed_only_on_its_steps():
     config = tiny_config()
     config.loss.r1_every = 4
