@@ -171,14 +171,19 @@ class ImageGANTask:
                              truncation=truncation)[0]
 
 
+def task_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+    """The ImageGANTask fields every task reads from `loss.*`, `model.*` and `augment.policy`
+    (subclasses' builders add their own)."""
+    c = config.loss
+    return dict(loss=losses.LOSSES[c.name], latent_dim=config.model.latent_dim,
+                num_classes=config.model.num_classes, gp_weight=c.gp_weight,
+                r1_weight=c.r1_weight, r1_every=c.r1_every, ortho_weight=c.ortho_weight,
+                augment=augment.make_augment(augment.parse_policy(config.augment.policy)))
+
+
 def build_task(config: ml_collections.ConfigDict) -> ImageGANTask:
     """The task a config describes."""
     if config.model.name in TASKS:
         return TASKS[config.model.name](config)
     generator, discriminator = build_models(config)
-    c = config.loss
-    return ImageGANTask(generator, discriminator, losses.LOSSES[c.name], config.model.latent_dim,
-                        num_classes=config.model.num_classes, gp_weight=c.gp_weight,
-                        r1_weight=c.r1_weight, r1_every=c.r1_every,
-                        augment=augment.make_augment(augment.parse_policy(config.augment.policy)),
-                        ortho_weight=c.ortho_weight)
+    return ImageGANTask(generator, discriminator, **task_options(config))

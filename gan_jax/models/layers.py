@@ -561,4 +561,25 @@ def _with_io_axes(init):
     return wrapped
 
 
-__all__ = ["Conv", "ConvTranspose", "conv", "conv_output_shape", "conv_transpose", "output_shape"]
+def upsample(x: jax.Array, factor: int) -> jax.Array:
+    """Nearest-neighbour upsampling of NHWC images by an integer factor."""
+    if factor == 1:
+        return x
+    b, h, w, c = x.shape
+    x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c))
+    return x.reshape(b, h * factor, w * factor, c)
+
+
+def downsample(x: jax.Array, factor: int) -> jax.Array:
+    """Average pooling of NHWC images over factor x factor blocks; rows and columns past the last
+    whole block are dropped (PyTorch's avg_pool2d)."""
+    if factor == 1:
+        return x
+    b, h, w, c = x.shape
+    h, w = h // factor, w // factor
+    x = x[:, :h * factor, :w * factor]
+    return x.reshape(b, h, factor, w, factor, c).mean(axis=(2, 4))
+
+
+__all__ = ["Conv", "ConvTranspose", "conv", "conv_output_shape", "conv_transpose", "downsample",
+           "output_shape", "upsample"]

@@ -37,8 +37,9 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gan_jax import augment, losses, tasks
+from gan_jax import losses, tasks
 from gan_jax.models.equalized import SQRT2, EqualConv, EqualDense, minibatch_stddev, pixel_norm
+from gan_jax.models.layers import downsample, upsample
 
 Array = jax.Array
 
@@ -74,25 +75,6 @@ class Schedule:
         """First step of `level` (its fade-in, or step 0 for level 0)."""
         return 0 if level == 0 else self.stable_steps + (level - 1) * (self.fade_steps
                                                                        + self.stable_steps)
-
-
-# --- image resampling ------------------------------------------------------------------------
-
-def upsample(x: Array, factor: int) -> Array:
-    """Nearest-neighbour upsampling of NHWC images by an integer factor."""
-    if factor == 1:
-        return x
-    b, h, w, c = x.shape
-    x = jnp.broadcast_to(x[:, :, None, :, None, :], (b, h, factor, w, factor, c))
-    return x.reshape(b, h * factor, w * factor, c)
-
-
-def downsample(x: Array, factor: int) -> Array:
-    """Average pooling of NHWC images over factor x factor blocks."""
-    if factor == 1:
-        return x
-    b, h, w, c = x.shape
-    return x.reshape(b, h // factor, factor, w // factor, factor, c).mean(axis=(2, 4))
 
 
 def level_resolutions(resolution: int, start_resolution: int) -> tuple[int, ...]:
@@ -353,16 +335,12 @@ def build_schedule(config: ml_collections.ConfigDict) -> Schedule:
 def build_task(config: ml_collections.ConfigDict) -> ProgressiveTask:
     """The progressive task: `loss.name` (PGGAN: wgan with gp_weight 10) plus the drift term
     `progressive.drift_weight`."""
-    generator, discriminator = build_models(config)
-    c, p = config.loss, config.progressive
-    base = losses.LOSSES[c.name]
-    augment_fn = augment.make_augment(augment.parse_policy(config.augment.policy))
+    p = config.progressive
+    options = tasks.task_options(config)
+    base = options.pop("loss")
+    loss = losses.GANLoss(WithDrift(base.discriminator, p.drift_weight), base.generator)
     return ProgressiveTask(
-        generator, discriminator, losses.GANLoss(WithDrift(base.discriminator, p.drift_weight),
-                                                 base.generator),
-        config.model.latent_dim, gp_weight=c.gp_weight, r1_weight=c.r1_weight,
-        r1_every=c.r1_every, augment=augment_fn, ortho_weight=c.ortho_weight,
-        schedule=build_schedule(config),
+        *build_models(config), loss, **options, schedule=build_schedule(config),
         resolutions=level_resolutions(config.data.resolution, p.start_resolution))
 
 

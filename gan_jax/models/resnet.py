@@ -28,7 +28,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.models.layers import conv
+from gan_jax.models.layers import conv, downsample, upsample
 
 
 def xavier_uniform(gain: float = 1.0) -> nn.initializers.Initializer:
@@ -117,18 +117,6 @@ class SNEmbed(nn.Module):
         return table[labels]
 
 
-def upsample(x: jax.Array) -> jax.Array:
-    """Nearest-neighbour 2x upsampling of NHWC images."""
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-
-
-def avg_pool(x: jax.Array) -> jax.Array:
-    """2x2 average pooling, stride 2 (an odd last row/column is dropped, as PyTorch's avg_pool2d)."""
-    b, h, w, c = x.shape
-    h, w = h // 2, w // 2
-    return x[:, :2 * h, :2 * w].reshape(b, h, 2, w, 2, c).mean(axis=(2, 4))
-
-
 class ConditionalBatchNorm(nn.Module):
     """BatchNorm whose gain and bias come from `cond`: None (learned, unconditional), int labels
     (one gain/bias per class) or vectors (gain 1 + Dense(cond), bias Dense(cond), BigGAN)."""
@@ -193,11 +181,11 @@ class GBlock(nn.Module):
                                             self.spectral_norm)
         sn_conv = lambda k, gain: SNConv(self.features, k, spectral_norm=self.spectral_norm,
                                          kernel_init=xavier_uniform(gain))
-        h = upsample(nn.relu(norm()(x, cond, train)))
+        h = upsample(nn.relu(norm()(x, cond, train)), 2)
         h = sn_conv(3, 2 ** 0.5)(h, train)
         h = nn.relu(norm()(h, cond, train))
         h = sn_conv(3, 2 ** 0.5)(h, train)
-        return h + sn_conv(1, 1.0)(upsample(x), train)
+        return h + sn_conv(1, 1.0)(upsample(x, 2), train)
 
 
 class DBlock(nn.Module):
@@ -213,7 +201,7 @@ class DBlock(nn.Module):
     def __call__(self, x, update_stats: bool):
         sn_conv = lambda f, k, gain: SNConv(f, k, spectral_norm=self.spectral_norm,
                                             kernel_init=xavier_uniform(gain))
-        pool = avg_pool if self.down else (lambda y: y)
+        pool = (lambda y: downsample(y, 2)) if self.down else (lambda y: y)
         # hidden width: the output's in the optimized block, else the input's (SNGAN's D)
         hidden = self.features if self.optimized else x.shape[-1]
         h = x if self.optimized else nn.relu(x)

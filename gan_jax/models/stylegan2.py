@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gan_jax import augment, losses, tasks
+from gan_jax import tasks
 from gan_jax.models.equalized import (DEFAULT_FILTER, EqualConv, EqualDense, fir_filter, lrelu,
                                       minibatch_stddev, pixel_norm, upsample_2x)
 from gan_jax.models.layers import conv, conv_transpose
@@ -373,14 +373,8 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Modul
 def build_task(config: ml_collections.ConfigDict) -> StyleGAN2Task:
     """The StyleGAN2 task: `loss.*` (StyleGAN2: non_saturating, r1_weight gamma, r1_every 16) and
     `stylegan2.style_mixing_prob`."""
-    generator, discriminator = build_models(config)
-    c = config.loss
-    augment_fn = augment.make_augment(augment.parse_policy(config.augment.policy))
-    return StyleGAN2Task(
-        generator, discriminator, losses.LOSSES[c.name], config.model.latent_dim,
-        num_classes=config.model.num_classes, gp_weight=c.gp_weight, r1_weight=c.r1_weight,
-        r1_every=c.r1_every, augment=augment_fn, ortho_weight=c.ortho_weight,
-        style_mixing_prob=config.stylegan2.style_mixing_prob)
+    return StyleGAN2Task(*build_models(config), **tasks.task_options(config),
+                         style_mixing_prob=config.stylegan2.style_mixing_prob)
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:
