@@ -23,8 +23,14 @@ def _num_params(model, shape) -> int:
 
 
 def _init(model, shape, seed=0):
-    return jax.jit(lambda key: model.init({"params": key, "dropout": jax.random.key(1)},
-                                          jnp.zeros(shape), train=False))(jax.random.key(seed))
+    """The model's variables, drawn with NumPy as the reference initialises them (kernels
+    N(0, 0.02), BN scales N(1, 0.02), biases and means 0, variances 1): nothing to compile."""
+    rng = np.random.default_rng(seed)
+    fill = {"kernel": lambda s: rng.normal(0.0, 0.02, s), "scale": lambda s: rng.normal(1, 0.02, s),
+            "bias": np.zeros, "mean": np.zeros, "var": np.ones}
+    flat = flax.traverse_util.flatten_dict(_abstract_variables(model, shape))
+    return flax.traverse_util.unflatten_dict(
+        {k: jnp.asarray(fill[k[-1]](v.shape), jnp.float32) for k, v in flat.items()})
 
 
 def _apply(model, variables, x, train, key=None, **kwargs):
@@ -78,14 +84,16 @@ def test_dropout_draws_the_same_mask_as_flax():
 
 def test_init_as_the_reference():
     """Kernels ~ N(0, 0.02), biases 0, BatchNorm scales ~ N(1, 0.02), instance norm param-free."""
-    params = _init(pix2pix.UNetGenerator(num_downs=5, ngf=32), (1, 32, 32, 3))["params"]
+    model = pix2pix.UNetGenerator(num_downs=5, ngf=32)
+    params = jax.jit(lambda key: model.init({"params": key}, jnp.zeros((1, 32, 32, 3)),
+                                            train=False))(jax.random.key(0))["params"]
     flat = flax.traverse_util.flatten_dict(params)
     kernels = np.concatenate([np.ravel(v) for k, v in flat.items() if k[-1] == "kernel"])
     scales = np.concatenate([np.ravel(v) for k, v in flat.items() if k[-1] == "scale"])
     assert abs(kernels.std() - 0.02) < 2e-4 and abs(kernels.mean()) < 1e-4
     assert abs(scales.std() - 0.02) < 2e-3 and abs(scales.mean() - 1) < 2e-3
     assert all(not np.any(v) for k, v in flat.items() if k[-1] == "bias")
-    d = _init(pix2pix.PatchGANDiscriminator(norm="instance"), (1, 64, 64, 3))
+    d = _abstract_variables(pix2pix.PatchGANDiscriminator(norm="instance"), (1, 64, 64, 3))
     assert set(d) == {"params"}
     assert not any(k[-1] == "scale" for k in flax.traverse_util.flatten_dict(d["params"]))
 
