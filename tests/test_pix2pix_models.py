@@ -1,4 +1,5 @@
-"""pix2pix / CycleGAN networks (gan_jax/models/pix2pix.py) against junyanz/pytorch-CycleGAN-and-pix2pix."""
+"""pix2pix / CycleGAN networks (gan_jax/models/pix2pix.py) against the reference,
+junyanz/pytorch-CycleGAN-and-pix2pix."""
 
 import flax
 import flax.linen as nn
@@ -44,7 +45,8 @@ def _apply(model, variables, x, train, key=None, **kwargs):
 # module docstring); the others follow from the same definitions: resnet_6blocks is resnet_9blocks
 # less 3 residual blocks of 2 x (256*256*9 + 256); unet_128 is unet_256 less one middle 8ngf level
 # (512*512*16 + 1024 + 1024*512*16 + 1024); PixelGAN is 3*64+64 + 64*128+128 + 128+1 with
-# instance norm, and 6*64+64 + 64*128 + 2*128 + 128 with batch norm (its last conv has no bias then).
+# instance norm, and 6*64+64 + 64*128 + 2*128 + 128 with batch norm (its last conv then has no
+# bias).
 @pytest.mark.parametrize("name,kwargs,shape,expected", [
     ("resnet_9blocks", dict(norm="instance"), (1, 256, 256, 3), 11_378_179),
     ("unet_256", dict(norm="batch"), (1, 256, 256, 3), 54_413_955),
@@ -258,3 +260,17 @@ def test_bad_sizes_are_refused_with_the_rule():
         pix2pix.UNetGenerator(num_downs=4).init(KEYS, jnp.zeros((1, 16, 16, 3)), train=False)
     with pytest.raises(ValueError, match=r"unknown norm 'group'; use one of batch, instance"):
         pix2pix.ResNetTranslator(norm="group").init(KEYS, jnp.zeros((1, 8, 8, 3)), train=False)
+
+
+def test_per_example_dropout_keys_by_vmap():
+    """With instance norm, vmapping over examples and their own keys gives each example the
+    output it gets alone with its key, whatever the batch around it."""
+    model = pix2pix.UNetGenerator(num_downs=6, ngf=2, norm="instance")
+    xs = jax.random.normal(jax.random.key(13), (3, 64, 64, 3))
+    keys = jax.random.split(jax.random.key(14), 3)
+    variables = _init(model, xs.shape)
+    one = lambda x, key: model.apply(variables, x[None], train=True, rngs={"dropout": key})[0]
+    batched = jax.jit(jax.vmap(one))(xs, keys)
+    alone = jax.jit(one)(xs[1], keys[1])
+    np.testing.assert_allclose(batched[1], alone, atol=1e-6)
+    assert np.abs(jax.jit(one)(xs[1], keys[2]) - alone).max() > 1e-4

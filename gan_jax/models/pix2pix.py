@@ -29,7 +29,9 @@ with `paper_test_time=True` (the paper's test time, the reference's `test.py` wi
 dropout stays on, drawn from the `dropout` rng, so a given key gives the same output, and BN
 normalises with the test batch's statistics; the updated running averages are then discarded).
 With `paper_test_time=False`, `train=False` is PyTorch's `model.eval()`: no dropout, running
-averages. Discriminators use running averages whenever `train=False`.
+averages. Discriminators use running averages whenever `train=False`. A dropout mask per example
+(each drawn from that example's own key) comes from `jax.vmap` over examples and keys, which
+instance norm allows (batch norm couples the batch).
 """
 
 from __future__ import annotations
@@ -165,7 +167,8 @@ class UNetGenerator(_Generator):
 
 
 class ResNetBlock(nn.Module):
-    """x + [reflect pad 1, 3x3 conv, norm, ReLU, (dropout 0.5), reflect pad 1, 3x3 conv, norm](x)."""
+    """x + [reflect pad 1, 3x3 conv, norm, ReLU, (dropout 0.5), reflect pad 1, 3x3 conv,
+    norm](x)."""
 
     norm: Callable[[], Callable]
     use_bias: bool
