@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import platform
 import signal
 import sys
@@ -18,6 +19,11 @@ import time
 import warnings
 from importlib import metadata
 from pathlib import Path
+
+from gan_jax import cli
+
+if __name__ == "__main__":  # first: a signal during the imports below (seconds) exits cleanly
+    cli.exit_on_signal()
 
 import jax
 import ml_collections
@@ -293,13 +299,10 @@ def main(argv=None) -> None:
 
     from absl import app, flags
     from absl import logging as absl_logging
-    from ml_collections import config_flags
 
-    flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.",
-                        required=True)
-    config_flags.DEFINE_config_file(
-        "config", str(resources.files("gan_jax.configs") / "digits_dcgan.py"),
-        "Experiment config file (default: configs/digits_dcgan.py).", lock_config=True)
+    cli.define_workdir("Directory for checkpoints, logs and samples.")
+    cli.define_config(str(resources.files("gan_jax.configs") / "digits_dcgan.py"),
+                      "Experiment config file (default: configs/digits_dcgan.py).")
     # Multi-process runs (see gan_jax/distributed.py for when jax.distributed is started).
     flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
     flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process).")
@@ -324,10 +327,10 @@ def main(argv=None) -> None:
             train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
         except (config_lib.ConfigError, DataError, FloatingPointError, WorkdirBusyError,
                 FileNotFoundError, MetricError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            cli.fail(str(e))
 
-    app.run(_main, argv=argv)
+    cli.exit_on_signal()  # also when main() is called from Python
+    app.run(_main, argv=argv, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":
