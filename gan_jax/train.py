@@ -52,18 +52,24 @@ class PreemptionGuard:
     In multi-process runs SIGTERM is left to JAX's preemption service, which tells every process:
     `should_stop(step)` turns True on all of them at the same step
     (`multihost_utils.reached_preemption_sync_point`), so they save one checkpoint together even
-    when only one process was signalled. It must then be called at every step.
+    when only one process was signalled. It must then be called at every step. That service
+    listens to SIGTERM only, so SIGINT is forwarded to it as a SIGTERM to this process.
     """
 
     def __init__(self, multi_process: bool = False):
         self.requested = False
         self.multi_process = multi_process
+        self._signalled = False
         self._previous = {}
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self._signalled:
             raise SystemExit(128 + signum)
-        self.requested = True
+        self._signalled = True
+        if self.multi_process:
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            self.requested = True
 
     def should_stop(self, step: int) -> bool:
         if self.multi_process and not self.requested:
