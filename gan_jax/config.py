@@ -133,6 +133,16 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
              f"{e.best_metric!r} is not computed; choose one of {', '.join(reported)} or ''")
 
 
+def require_fits(need: int | None, have: int | None, batch_size: int, platform: str) -> None:
+    """ConfigError naming train.batch_size when a step needing `need` bytes per device cannot fit
+    in `have` (either None: not reported by the backend, no check)."""
+    if need is not None and have is not None:
+        _require(need <= have, "train.batch_size",
+                 f"{batch_size} does not fit: the train step needs about {need / 2**30:.3g} GiB "
+                 f"per device (XLA's estimate), more than the {have / 2**30:.3g} GiB available "
+                 f"per {platform} device; lower train.batch_size (or the model's width)")
+
+
 def to_plain(config: ml_collections.ConfigDict) -> dict[str, Any]:
     """JSON-compatible nested dict of a config (tuples become lists)."""
     return json.loads(config.to_json())

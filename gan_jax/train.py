@@ -27,6 +27,7 @@ if __name__ == "__main__":  # first: a signal during the imports below (seconds)
 
 import jax
 import ml_collections
+import numpy as np
 import tqdm
 
 from gan_jax import config as config_lib
@@ -200,9 +201,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     # A missing weights file or unlabelled data set fails here, before compiling.
     evaluator = (Evaluator.from_config(config, source, log) if config.eval.every_steps
                  else None)
+    # Compiled before anything is written: ConfigError if the batch cannot fit in memory.
+    step_fn = run.checked_train_step(source.get(np.arange(1)))
     workdir.mkdir(parents=True, exist_ok=True)
     with exclusive(workdir) if is_main else contextlib.nullcontext():
-        return _train(run, source, workdir, progress, evaluator)
+        return _train(run, step_fn, source, workdir, progress, evaluator)
 
 
 class _Best:
@@ -236,7 +239,7 @@ def _evaluate(evaluator: Evaluator, run: Run, state: GANState, workdir: Path, wr
         best.offer(state, plain_config, result)
 
 
-def _train(run: Run, source, workdir: Path, progress: bool,
+def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
            evaluator: Evaluator | None = None) -> GANState:
     config = run.config
     is_main = jax.process_index() == 0
@@ -250,7 +253,6 @@ def _train(run: Run, source, workdir: Path, progress: bool,
         (workdir / "samples").mkdir(exist_ok=True)
 
     train = config.train
-    step_fn = run.train_step()
     writer = MetricWriter(workdir, enabled=is_main)
     batches = BatchIterator(source, train.seed, start, train.batch_size, train.n_critic,
                             jax.process_index(), jax.process_count())

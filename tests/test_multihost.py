@@ -216,8 +216,9 @@ def _train_two_processes(workdir, config_file, overrides, log_dir):
     return _finish(procs, logs, time.monotonic() + WAIT_S)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM,
-                                    pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("signum", [
+    pytest.param(signal.SIGTERM, id="SIGTERM"),
+    pytest.param(signal.SIGINT, id="SIGINT", marks=pytest.mark.slow)])
 def test_signal_to_one_process_stops_both_at_one_checkpoint(tiny_config_file, tmp_path,
                                                            compilation_cache, signum):
     """A preemption notice (or Ctrl-C, forwarded to JAX's preemption service as SIGTERM) reaching
