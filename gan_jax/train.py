@@ -205,7 +205,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     step_fn = run.checked_train_step(source.get(np.arange(1)))
     workdir.mkdir(parents=True, exist_ok=True)
     with exclusive(workdir) if is_main else contextlib.nullcontext():
+        if is_main:
+            record_data(workdir, source)
         return _train(run, step_fn, source, workdir, progress, evaluator)
+
+
+def record_data(workdir: Path, source) -> None:
+    """Write WORKDIR/data.json (the data set's name and content hash); warn in one line when the
+    one written by an earlier run of this workdir differs (a folder's images changed)."""
+    path = workdir / "data.json"
+    data = {"name": source.name, "sha256": source.fingerprint()}
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != data and data["sha256"] is not None:
+            warnings.warn(f"the data set {source.name} differs from the one this workdir was "
+                          f"trained on (content sha256 {str(old.get('sha256'))[:12]} -> "
+                          f"{data['sha256'][:12]}); training goes on with the new data",
+                          RuntimeWarning, stacklevel=2)
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 class _Best:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -36,6 +37,10 @@ class ImageSource(Protocol):
         """{'image': uint8 (n,H,W,C), 'label': int32 (n,)} for flat indices; pure."""
         ...
 
+    def fingerprint(self) -> str | None:
+        """A hash of the content, where it is cheap to compute (None: not computed)."""
+        ...
+
 
 @dataclasses.dataclass(frozen=True)
 class ArraySource:
@@ -64,6 +69,13 @@ class ArraySource:
             batch["label"] = self.labels[indices]
         return batch
 
+    def fingerprint(self) -> str:
+        """sha256 of the prepared images and the labels."""
+        sha = hashlib.sha256(np.ascontiguousarray(self.images).tobytes())
+        if self.labels is not None:
+            sha.update(np.ascontiguousarray(self.labels).tobytes())
+        return sha.hexdigest()
+
 
 class TfdsSource:
     """Lazy source over a TFDS random-access data source; decodes and resizes in `get`."""
@@ -85,6 +97,10 @@ class TfdsSource:
         if self.num_classes is not None:
             batch["label"] = np.array([r["label"] for r in records], np.int32)
         return batch
+
+    def fingerprint(self) -> None:
+        """None: hashing would decode the whole data set (TFDS versions its data sets instead)."""
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
