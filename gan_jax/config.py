@@ -43,6 +43,13 @@ def _check_optimizer(config: ml_collections.ConfigDict, name: str) -> None:
     _require(c.schedule == "constant" or c.decay_steps > 0, f"optim.{name}.decay_steps",
              f"must be > 0 for schedule {c.schedule!r}")
     _require(c.grad_clip_norm >= 0, f"optim.{name}.grad_clip_norm", "must be >= 0")
+    for key in ("b1", "b2", "momentum"):
+        _require(0 <= c[key] < 1, f"optim.{name}.{key}", f"must be in [0, 1), got {c[key]}")
+    # eps = 0 divides by zero where a gradient stays 0 (Adam, RMSProp).
+    _require(c.eps > 0, f"optim.{name}.eps", f"must be > 0, got {c.eps}")
+    _require(c.weight_decay >= 0, f"optim.{name}.weight_decay", "must be >= 0")
+    _require(c.warmup_steps >= 0, f"optim.{name}.warmup_steps", "must be >= 0")
+    _require(c.decay_steps >= 0, f"optim.{name}.decay_steps", "must be >= 0")
 
 
 def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_processes: int = 1) -> None:
@@ -60,9 +67,16 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
         MODEL_CHECKS[config.model.name](config)
     except ValueError as e:
         raise ConfigError(str(e)) from None
-    _require(config.model.num_classes >= 0, "model.num_classes", "must be >= 0 (0: unconditional)")
-    _require(config.model.latent_dim >= 1, "model.latent_dim", "must be >= 1")
+    m = config.model
+    _require(m.num_classes >= 0, "model.num_classes", "must be >= 0 (0: unconditional)")
+    _require(m.latent_dim >= 1, "model.latent_dim", "must be >= 1")
+    _require(m.width >= 1, "model.width", f"must be >= 1, got {m.width}")
+    _require(all(d >= 1 for d in m.hidden_dims), "model.hidden_dims",
+             f"every entry must be >= 1, got {tuple(m.hidden_dims)}")
+    _require(0 <= m.bn_momentum <= 1, "model.bn_momentum",
+             f"must be in [0, 1] (the running average's decay), got {m.bn_momentum}")
     train = config.train
+    _require(0 <= train.seed < 2**32, "train.seed", f"must be in [0, 2**32), got {train.seed}")
     _require(train.n_critic >= 1, "train.n_critic", "must be >= 1")
     _require(train.num_steps >= 0, "train.num_steps", "must be >= 0")
     _require(train.batch_size >= 1, "train.batch_size", "must be >= 1")
@@ -108,6 +122,7 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
     for key in ("kid_subsets", "kid_subset_size", "is_splits", "pr_k"):
         _require(e[key] >= 1, f"eval.{key}", "must be >= 1")
     _require(e.num_real >= 0, "eval.num_real", "must be >= 0 (0: the whole data set)")
+    _require(0 <= e.seed < 2**32, "eval.seed", f"must be in [0, 2**32), got {e.seed}")
     try:
         evaluate.check_counts(metrics, e.num_samples, None, e)
     except ValueError as err:
@@ -116,6 +131,16 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
                 if k in evaluate.LOWER_IS_BETTER]
     _require(e.best_metric in ("", *reported), "eval.best_metric",
              f"{e.best_metric!r} is not computed; choose one of {', '.join(reported)} or ''")
+
+
+def require_fits(need: int | None, have: int | None, batch_size: int, platform: str) -> None:
+    """ConfigError naming train.batch_size when a step needing `need` bytes per device cannot fit
+    in `have` (either None: not reported by the backend, no check)."""
+    if need is not None and have is not None:
+        _require(need <= have, "train.batch_size",
+                 f"{batch_size} does not fit: the train step needs about {need / 2**30:.3g} GiB "
+                 f"per device (XLA's estimate), more than the {have / 2**30:.3g} GiB available "
+                 f"per {platform} device; lower train.batch_size (or the model's width)")
 
 
 def to_plain(config: ml_collections.ConfigDict) -> dict[str, Any]:

@@ -173,9 +173,12 @@ def main(argv=None) -> None:
     from absl import app, flags
     from absl import logging as absl_logging
 
-    flags.DEFINE_string("workdir", None, "Training directory.", required=True)
+    from gan_jax import cli
+
+    cli.define_workdir("Training directory.")
     flags.DEFINE_string("checkpoint", "latest", "latest | best | a step number.")
-    flags.DEFINE_integer("num_samples", 0, "Generated samples (default: the run's eval.num_samples).")
+    flags.DEFINE_integer("num_samples", 0, "Generated samples (default: the run's eval.num_samples).",
+                         lower_bound=0)
     flags.DEFINE_string("metrics", "", "Comma-separated subset of fid,kid,is,pr (default: the run's).")
     flags.DEFINE_string("extractor", "", "classifier | classifier:DIR | inception | inception:PATH "
                                          "(default: the run's eval.extractor).")
@@ -188,14 +191,13 @@ def main(argv=None) -> None:
             result = evaluate_workdir(f.workdir, f.checkpoint, num_samples=f.num_samples,
                                       metrics=f.metrics, extractor=f.extractor)
         except (FileNotFoundError, ValueError) as e:  # ConfigError, DataError, MetricError too
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            cli.fail(str(e))
         out = Path(f.out or Path(f.workdir) / "eval" / f"{f.checkpoint}_{result['step']}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))
 
-    app.run(_main, argv=argv)
+    app.run(_main, argv=argv, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

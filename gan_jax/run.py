@@ -6,10 +6,13 @@ Shared by training, sampling and benchmarking so each builds the same objects th
 from __future__ import annotations
 
 import dataclasses
+import os
+from pathlib import Path
 from typing import Callable
 
 import jax
 import ml_collections
+import numpy as np
 import optax
 from jax.sharding import Mesh
 
@@ -51,6 +54,53 @@ class Run:
         """The compiled data-parallel step(state, batch) -> (state, metrics)."""
         step = make_train_step(self.task, self.g_tx, self.d_tx, self.config)
         return parallel.data_parallel(step, self.mesh, donate_state=donate)
+
+    def checked_train_step(self, example: dict[str, np.ndarray]) -> Callable:
+        """`train_step()`, compiled now (before any state exists) for batches with `example`'s
+        keys, shapes and dtypes (one example of the data source); ConfigError naming
+        train.batch_size when XLA's memory estimate of the step exceeds a device's memory. The
+        step's first call reuses this compile."""
+        t = self.config.train
+        batch_sharding, replicated = parallel.batch_sharding(self.mesh), parallel.replicated(self.mesh)
+        batch = {k: jax.ShapeDtypeStruct((t.n_critic, t.batch_size, *v.shape[1:]), v.dtype,
+                                         sharding=batch_sharding) for k, v in example.items()}
+        state = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated),
+                             self.abstract_state())
+        step = self.train_step()
+        need = step_memory(step.lower(state, batch).compile())
+        device = self.mesh.devices.flat[0]
+        have = device_memory(device, len(self.mesh.local_devices))
+        config_lib.require_fits(need, have, t.batch_size, device.platform)
+        return step
+
+
+def step_memory(compiled) -> int | None:
+    """Bytes one device needs to run `compiled`: arguments + outputs (less what donation aliases)
+    + temporaries, from XLA's memory analysis; None where the backend does not report it."""
+    stats = compiled.memory_analysis()
+    if stats is None:
+        return None
+    return (stats.argument_size_in_bytes + stats.output_size_in_bytes - stats.alias_size_in_bytes
+            + stats.temp_size_in_bytes)
+
+
+def device_memory(device, local_devices: int = 1) -> int | None:
+    """Bytes a computation may use on `device`: an accelerator's `bytes_limit`; for CPU devices,
+    90% of the host's memory (or cgroup limit) shared by the `local_devices` of this process."""
+    if device.platform != "cpu":
+        return (device.memory_stats() or {}).get("bytes_limit")
+    return int(0.9 * host_memory()) // local_devices
+
+
+def host_memory() -> int:
+    """Physical memory of this machine, or the cgroup (container) limit when lower."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            total = min(total, int(Path(limit).read_text()))
+        except (OSError, ValueError):  # absent, or "max"
+            pass
+    return total
 
 
 def build_run(config: ml_collections.ConfigDict, devices=None) -> Run:

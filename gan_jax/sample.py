@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 
 import jax
@@ -187,18 +186,24 @@ def main(argv=None) -> None:
     from absl import app, flags
     from absl import logging as absl_logging
 
-    flags.DEFINE_string("workdir", None, "Training directory holding checkpoints/.", required=True)
-    flags.DEFINE_integer("num", 64, "Number of images (of strips with --interpolate).")
-    flags.DEFINE_integer("seed", 0, "Sampling seed: the same seed gives the same images.")
+    from gan_jax import cli
+
+    cli.define_workdir("Training directory holding checkpoints/.")
+    flags.DEFINE_integer("num", 64, "Number of images (of strips with --interpolate).",
+                         lower_bound=1)
+    flags.DEFINE_integer("seed", 0, "Sampling seed: the same seed gives the same images.",
+                         lower_bound=0, upper_bound=2**32 - 1)
     flags.DEFINE_string("out", "samples.png", "Output file: .png (grid) or .npz (uint8 NHWC).")
     flags.DEFINE_string("checkpoint", "latest", "latest | best | a step number.")
-    flags.DEFINE_integer("label", None, "Class of every sample (class-conditional models).")
+    flags.DEFINE_integer("label", None, "Class of every sample (class-conditional models).",
+                         lower_bound=0)
     flags.DEFINE_float("truncation", None, "Truncation: StyleGAN's psi (lerp towards the mean w), "
                        "else the latent's truncated-normal threshold. Default: none.")
-    flags.DEFINE_integer("per_class", 0, "A grid with one row per class and this many columns.")
+    flags.DEFINE_integer("per_class", 0, "A grid with one row per class and this many columns.",
+                         lower_bound=0)
     flags.DEFINE_enum("interpolate", "", ["", "lerp", "slerp"],
                       "Latent interpolation strips: --num rows of --steps images.")
-    flags.DEFINE_integer("steps", 8, "Images per interpolation strip.")
+    flags.DEFINE_integer("steps", 8, "Images per interpolation strip.", lower_bound=2)
 
     def _main(_):
         absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every save at INFO
@@ -207,11 +212,10 @@ def main(argv=None) -> None:
             path = sample_from_workdir(f.workdir, f.num, f.seed, f.out, f.checkpoint, f.label,
                                        f.truncation, f.per_class, f.interpolate, f.steps)
         except (FileNotFoundError, ValueError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            cli.fail(str(e))
         print(f"wrote samples to {path}")
 
-    app.run(_main, argv=argv)
+    app.run(_main, argv=argv, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

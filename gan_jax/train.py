@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import platform
 import signal
 import sys
@@ -19,8 +20,14 @@ import warnings
 from importlib import metadata
 from pathlib import Path
 
+from gan_jax import cli
+
+if __name__ == "__main__":  # first: a signal during the imports below (seconds) exits cleanly
+    cli.exit_on_signal()
+
 import jax
 import ml_collections
+import numpy as np
 import tqdm
 
 from gan_jax import config as config_lib
@@ -46,18 +53,24 @@ class PreemptionGuard:
     In multi-process runs SIGTERM is left to JAX's preemption service, which tells every process:
     `should_stop(step)` turns True on all of them at the same step
     (`multihost_utils.reached_preemption_sync_point`), so they save one checkpoint together even
-    when only one process was signalled. It must then be called at every step.
+    when only one process was signalled. It must then be called at every step. That service
+    listens to SIGTERM only, so SIGINT is forwarded to it as a SIGTERM to this process.
     """
 
     def __init__(self, multi_process: bool = False):
         self.requested = False
         self.multi_process = multi_process
+        self._signalled = False
         self._previous = {}
 
     def _handle(self, signum, frame):
-        if self.requested:
+        if self._signalled:
             raise SystemExit(128 + signum)
-        self.requested = True
+        self._signalled = True
+        if self.multi_process:
+            os.kill(os.getpid(), signal.SIGTERM)
+        else:
+            self.requested = True
 
     def should_stop(self, step: int) -> bool:
         if self.multi_process and not self.requested:
@@ -188,9 +201,28 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     # A missing weights file or unlabelled data set fails here, before compiling.
     evaluator = (Evaluator.from_config(config, source, log) if config.eval.every_steps
                  else None)
+    # Compiled before anything is written: ConfigError if the batch cannot fit in memory.
+    step_fn = run.checked_train_step(source.get(np.arange(1)))
     workdir.mkdir(parents=True, exist_ok=True)
     with exclusive(workdir) if is_main else contextlib.nullcontext():
-        return _train(run, source, workdir, progress, evaluator)
+        if is_main:
+            record_data(workdir, source)
+        return _train(run, step_fn, source, workdir, progress, evaluator)
+
+
+def record_data(workdir: Path, source) -> None:
+    """Write WORKDIR/data.json (the data set's name and content hash); warn in one line when the
+    one written by an earlier run of this workdir differs (a folder's images changed)."""
+    path = workdir / "data.json"
+    data = {"name": source.name, "sha256": source.fingerprint()}
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != data and data["sha256"] is not None:
+            warnings.warn(f"the data set {source.name} differs from the one this workdir was "
+                          f"trained on (content sha256 {str(old.get('sha256'))[:12]} -> "
+                          f"{data['sha256'][:12]}); training goes on with the new data",
+                          RuntimeWarning, stacklevel=2)
+    path.write_text(json.dumps(data, indent=2) + "\n")
 
 
 class _Best:
@@ -224,7 +256,7 @@ def _evaluate(evaluator: Evaluator, run: Run, state: GANState, workdir: Path, wr
         best.offer(state, plain_config, result)
 
 
-def _train(run: Run, source, workdir: Path, progress: bool,
+def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
            evaluator: Evaluator | None = None) -> GANState:
     config = run.config
     is_main = jax.process_index() == 0
@@ -238,7 +270,6 @@ def _train(run: Run, source, workdir: Path, progress: bool,
         (workdir / "samples").mkdir(exist_ok=True)
 
     train = config.train
-    step_fn = run.train_step()
     writer = MetricWriter(workdir, enabled=is_main)
     batches = BatchIterator(source, train.seed, start, train.batch_size, train.n_critic,
                             jax.process_index(), jax.process_count())
@@ -293,13 +324,10 @@ def main(argv=None) -> None:
 
     from absl import app, flags
     from absl import logging as absl_logging
-    from ml_collections import config_flags
 
-    flags.DEFINE_string("workdir", None, "Directory for checkpoints, logs and samples.",
-                        required=True)
-    config_flags.DEFINE_config_file(
-        "config", str(resources.files("gan_jax.configs") / "digits_dcgan.py"),
-        "Experiment config file (default: configs/digits_dcgan.py).", lock_config=True)
+    cli.define_workdir("Directory for checkpoints, logs and samples.")
+    cli.define_config(str(resources.files("gan_jax.configs") / "digits_dcgan.py"),
+                      "Experiment config file (default: configs/digits_dcgan.py).")
     # Multi-process runs (see gan_jax/distributed.py for when jax.distributed is started).
     flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
     flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process).")
@@ -324,10 +352,10 @@ def main(argv=None) -> None:
             train_and_evaluate(flags.FLAGS.config, flags.FLAGS.workdir)
         except (config_lib.ConfigError, DataError, FloatingPointError, WorkdirBusyError,
                 FileNotFoundError, MetricError) as e:
-            print(f"error: {e}", file=sys.stderr)
-            sys.exit(2)
+            cli.fail(str(e))
 
-    app.run(_main, argv=argv)
+    cli.exit_on_signal()  # also when main() is called from Python
+    app.run(_main, argv=argv, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,11 @@
-"""Bad data through the `train` command: one line naming the problem, exit 2, nothing written."""
+"""Bad input through the commands: one line `error: ...`, exit 2, no traceback, nothing written.
+
+Each row is a case from issue 17 (or an earlier one): command-line arguments and the start of the
+error line. `{tmp}` is the test's tmp_path, `{config}` the tiny config file.
+"""
+
+import struct
+import zlib
 
 import pytest
 from PIL import Image
@@ -6,28 +13,94 @@ from PIL import Image
 from conftest import run_module
 
 
-@pytest.mark.parametrize("name, message", [
-    ("folder:{tmp}/missing", "error: image folder {tmp}/missing does not exist or is not a directory"),
-    ("folder:{tmp}/empty", "error: no image files"),
-    ("folder:{tmp}/bad", "error: 1 unreadable image(s) in {tmp}/bad: broken.png; remove or fix them"),
-    ("folder:{tmp}/mixed", "error: {tmp}/mixed mixes channel layouts: 1 RGB (e.g. a.png), "
-                           "1 with alpha (e.g. b.png); convert the files to one layout, or pass "
-                           "--config.data.mixed_channels=convert"),
-    ("tfds:no_such_dataset", "error: unknown tfds data set 'no_such_dataset'"),
-    ("imagenet", "error: unknown data set 'imagenet'; known names: digits, fashion_mnist, tfds, folder"),
-])
-def test_bad_data_is_one_line_error_before_training(tiny_config_file, tmp_path, name, message):
-    (tmp_path / "empty").mkdir()
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
-    (tmp_path / "mixed").mkdir()
-    Image.new("RGB", (8, 8)).save(tmp_path / "mixed" / "a.png")
-    Image.new("RGBA", (8, 8)).save(tmp_path / "mixed" / "b.png")
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height 8-bit gray pixels (the pixel data is left out)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IEND", b""))
+
+
+def _make_data(tmp):
+    (tmp / "empty").mkdir()
+    (tmp / "bad").mkdir()
+    (tmp / "bad" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (tmp / "mixed").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp / "mixed" / "a.png")
+    Image.new("RGBA", (8, 8)).save(tmp / "mixed" / "b.png")
+    (tmp / "dangling").mkdir()
+    Image.new("L", (8, 8)).save(tmp / "dangling" / "a.png")
+    (tmp / "dangling" / "b.png").symlink_to(tmp / "nowhere.png")
+    (tmp / "huge").mkdir()
+    (tmp / "huge" / "a.png").write_bytes(_png_header(14000, 14000))
+
+
+DATA = "--config.data.name=folder:{tmp}/"
+TRAIN_CASES = [
+    # data (17.3 and before)
+    (DATA + "missing", "error: image folder {tmp}/missing does not exist or is not a directory"),
+    (DATA + "empty", "error: no image files"),
+    (DATA + "bad", "error: 1 unreadable image(s) in {tmp}/bad: broken.png; remove or fix them"),
+    (DATA + "mixed", "error: {tmp}/mixed mixes channel layouts: 1 RGB (e.g. a.png), 1 with alpha "
+                     "(e.g. b.png); convert the files to one layout, or pass "
+                     "--config.data.mixed_channels=convert"),
+    (DATA + "dangling", "error: 1 unreadable image(s) in {tmp}/dangling: b.png (dangling symlink "
+                        "to {tmp}/nowhere.png); remove or fix them"),
+    (DATA + "huge", "error: 1 unreadable image(s) in {tmp}/huge: a.png (too large: 196,000,000 "
+                    "pixels > Pillow's limit of 178,956,970, twice PIL.Image.MAX_IMAGE_PIXELS; "
+                    "resize it or raise that limit)"),
+    ("--config.data.name=tfds:no_such_dataset", "error: unknown tfds data set 'no_such_dataset'"),
+    ("--config.data.name=imagenet",
+     "error: unknown data set 'imagenet'; known names: digits, fashion_mnist, tfds, folder"),
+    # config values and flags (17.4)
+    ("--config.train.seed=-1", "error: config.train.seed: must be in [0, 2**32), got -1"),
+    ("--config.model.width=0", "error: config.model.width: must be >= 1, got 0"),
+    ("--config.model.width=-4", "error: config.model.width: must be >= 1, got -4"),
+    ("--config.optim.g.b1=2", "error: config.optim.g.b1: must be in [0, 1), got 2.0"),
+    ("--config.optim.d.eps=-1", "error: config.optim.d.eps: must be > 0, got -1.0"),
+    ("--config.model.bn_momentum=5", "error: config.model.bn_momentum: must be in [0, 1]"),
+    ("--config.train.nonexistent=3",
+     "error: --config.train.nonexistent: the config has no such key"),
+    ("--config.train.seed=x", "error: flag --config.train.seed=x: invalid literal for int()"),
+    ("--config={tmp}/missing.py",
+     "error: --config: cannot load the config file: [Errno 2] No such file or directory"),
+    ("--config={tmp}/raises.py",
+     "error: flag --config={tmp}/raises.py: Error whilst parsing config file: ValueError: boom"),
+    ("--no_such_flag", "error: Unknown command line flag 'no_such_flag'"),
+]
+
+
+@pytest.mark.parametrize("arg, message", TRAIN_CASES)
+def test_train_bad_input_is_one_line_error(tiny_config_file, tmp_path, arg, message):
+    _make_data(tmp_path)
+    (tmp_path / "raises.py").write_text("def get_config():\n    raise ValueError('boom')\n")
     workdir = tmp_path / "run"
-    r = run_module("gan_jax.train", f"--workdir={workdir}", f"--config={tiny_config_file}",
-                   f"--config.data.name={name.format(tmp=tmp_path)}")
-    assert r.returncode == 2
+    arg = arg.format(tmp=tmp_path)
+    config = [] if arg.startswith("--config=") else [f"--config={tiny_config_file}"]
+    r = run_module("gan_jax.train", f"--workdir={workdir}", *config, arg)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(message.format(tmp=tmp_path)), last
-    assert "Traceback" not in r.stderr
     assert not workdir.exists()
+
+
+@pytest.mark.parametrize("command, args, message", [
+    ("gan_jax.train", ["--workdir="], "error: flag --workdir=: --workdir is empty; name a directory"),
+    ("gan_jax.train", [], "error: flag --workdir=None: Flag --workdir must have a value"),
+    ("gan_jax.sample", ["--workdir="], "error: flag --workdir=: --workdir is empty"),
+    ("gan_jax.sample", ["--workdir={tmp}/run", "--num=0"],
+     "error: flag --num=0: 0 is not a positive integer"),
+    ("gan_jax.sample", ["--workdir={tmp}/run", "--seed=-1"], "error: flag --seed=-1: -1 is not"),
+    ("gan_jax.sample", ["--workdir={tmp}/run", "--steps=1"], "error: flag --steps=1: 1 is not"),
+    ("gan_jax.evaluate", ["--workdir={tmp}/run", "--num_samples=-5"],
+     "error: flag --num_samples=-5: -5 is not"),
+    ("gan_jax.evaluate", [], "error: flag --workdir=None: Flag --workdir must have a value"),
+])
+def test_command_flags_are_one_line_errors(tmp_path, monkeypatch, command, args, message):
+    monkeypatch.chdir(tmp_path)  # an empty --workdir must not write into the current directory
+    r = run_module(command, *(a.format(tmp=tmp_path) for a in args))
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(message), r.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -1,5 +1,6 @@
 """Config files load and validate; bad values fail with the key named, before any compute."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,20 @@ def _set(config, key, value):
     ("ema.decay", 1.0, "config.ema.decay: must be in [0, 1)"),
     ("loss.gp_weight", 10.0, "config.model.d_norm: gradient penalties"),
     ("checkpoint.keep", 0, "config.checkpoint.keep: must be >= 1"),
+    ("train.seed", -1, "config.train.seed: must be in [0, 2**32), got -1"),
+    ("train.seed", 2**32, "config.train.seed: must be in [0, 2**32)"),
+    ("eval.seed", -2, "config.eval.seed: must be in [0, 2**32), got -2"),
+    ("model.width", 0, "config.model.width: must be >= 1, got 0"),
+    ("model.width", -4, "config.model.width: must be >= 1, got -4"),
+    ("model.hidden_dims", (512, 0), "config.model.hidden_dims: every entry must be >= 1"),
+    ("model.bn_momentum", 5.0, "config.model.bn_momentum: must be in [0, 1]"),
+    ("optim.g.b1", 2.0, "config.optim.g.b1: must be in [0, 1), got 2.0"),
+    ("optim.d.b2", 1.0, "config.optim.d.b2: must be in [0, 1), got 1.0"),
+    ("optim.g.momentum", -0.1, "config.optim.g.momentum: must be in [0, 1)"),
+    ("optim.d.eps", -1.0, "config.optim.d.eps: must be > 0, got -1.0"),
+    ("optim.g.eps", 0.0, "config.optim.g.eps: must be > 0, got 0.0"),
+    ("optim.g.weight_decay", -1e-4, "config.optim.g.weight_decay: must be >= 0"),
+    ("optim.d.warmup_steps", -1, "config.optim.d.warmup_steps: must be >= 0"),
 ])
 def test_bad_values_name_the_key(key, value, message):
     config = digits_dcgan.get_config()
@@ -57,6 +72,19 @@ def test_bad_values_name_the_key(key, value, message):
         config_lib.validate(config, num_devices=8)
     assert str(e.value).startswith(message)
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("name, key, value, message", [
+    ("digits_sngan", "model.g_channels", (32, 0, 32), "config.model.g_channels, d_channels: every"),
+    ("digits_sngan", "model.shared_dim", -1, "config.model.shared_dim, attention_resolution: must"),
+    ("digits_stylegan2", "stylegan2.mapping_lr_multiplier", 0.0,
+     "config.stylegan2.mapping_lr_multiplier: must be > 0, got 0.0"),
+])
+def test_bad_model_values_name_the_key(name, key, value, message):
+    config = __import__(f"gan_jax.configs.{name}", fromlist=["get_config"]).get_config()
+    _set(config, key, value)
+    with pytest.raises(config_lib.ConfigError, match=re.escape(message)):
+        config_lib.validate(config)
 
 
 def test_math_changes_ignore_run_length_and_logging():

@@ -247,6 +247,16 @@ def test_folder_order_is_deterministic(tmp_path):
     np.testing.assert_array_equal(make_source(f"folder:{tmp_path}", 8, 1).get(np.arange(3))["image"], first)
 
 
+def test_folder_16_bit_gray_keeps_the_high_byte(tmp_path):
+    """16-bit gray was clipped to 255 (mean 254.5 on random images); now value >> 8, as Pillow
+    decodes 16-bit RGB."""
+    values = np.random.default_rng(0).integers(0, 2**16, (8, 8)).astype(np.uint16)
+    Image.fromarray(values).save(tmp_path / "a.png")
+    assert Image.open(tmp_path / "a.png").mode == "I;16"
+    got = make_source(f"folder:{tmp_path}", 8, 1).get(np.arange(1))["image"][0, ..., 0]
+    np.testing.assert_array_equal(got, (values >> 8).astype(np.uint8))
+
+
 def test_folder_bad_files_are_named(tmp_path):
     Image.new("RGB", (8, 8)).save(tmp_path / "good.png")
     (tmp_path / "garbage.jpg").write_bytes(b"definitely not a jpeg")

@@ -216,9 +216,13 @@ def _train_two_processes(workdir, config_file, overrides, log_dir):
     return _finish(procs, logs, time.monotonic() + WAIT_S)
 
 
-def test_sigterm_to_one_process_stops_both_at_one_checkpoint(tiny_config_file, tmp_path,
-                                                            compilation_cache):
-    """A preemption notice reaching one process: both save the same step and exit 0."""
+@pytest.mark.parametrize("signum", [
+    pytest.param(signal.SIGTERM, id="SIGTERM"),
+    pytest.param(signal.SIGINT, id="SIGINT", marks=pytest.mark.slow)])
+def test_signal_to_one_process_stops_both_at_one_checkpoint(tiny_config_file, tmp_path,
+                                                           compilation_cache, signum):
+    """A preemption notice (or Ctrl-C, forwarded to JAX's preemption service as SIGTERM) reaching
+    one process: both save the same step and exit 0."""
     workdir = tmp_path / "run"
     never = ["--config.train.num_steps=100000", "--config.train.log_every_steps=100000",
              "--config.checkpoint.every_steps=100000", "--config.model.g_norm=none",
@@ -229,7 +233,7 @@ def test_sigterm_to_one_process_stops_both_at_one_checkpoint(tiny_config_file, t
         while not re.search(r"\b\d{2,}/100000", (tmp_path / "logs" / "stderr_0.txt").read_text()):
             assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
             time.sleep(0.2)
-        procs[1].send_signal(signal.SIGTERM)
+        procs[1].send_signal(signum)
     except BaseException:
         _finish(procs, logs, time.monotonic())
         raise

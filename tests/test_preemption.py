@@ -9,6 +9,7 @@ import time
 
 import jax
 import numpy as np
+import pytest
 
 from conftest import load_config, run_module
 from gan_jax.train import train_and_evaluate
@@ -66,3 +67,41 @@ def test_second_process_on_same_workdir_is_refused(tiny_config_file, tmp_path):
     assert not (tmp_path / "checkpoints").exists()
     with exclusive(tmp_path):  # released: can be taken again
         pass
+
+
+def _signal_during_imports(args, signum, delay=0.5):
+    """(returncode, stderr) of `python -m gan_jax.train args` sent `signum` `delay` s after it
+    starts: inside its imports (jax, flax, orbax take seconds)."""
+    proc = subprocess.Popen([sys.executable, "-m", "gan_jax.train", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(delay)
+        assert proc.poll() is None
+        proc.send_signal(signum)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    return proc.returncode, stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_during_start_up_exits_zero_in_one_line(tiny_config_file, tmp_path, signum):
+    """Was rc 143 (SIGTERM) or a KeyboardInterrupt traceback (SIGINT) before the loop started."""
+    workdir = tmp_path / "run"
+    rc, stderr = _signal_during_imports([f"--workdir={workdir}", f"--config={tiny_config_file}"],
+                                        signum)
+    assert rc == 0, stderr
+    assert stderr.strip().splitlines() == [
+        f"{signum.name} received outside the training loop: exiting (checkpoints already saved "
+        f"are kept)"]
+    assert not workdir.exists()
+
+
+def test_signal_during_start_up_keeps_the_checkpoints(tiny_config_file, tmp_path):
+    workdir = tmp_path / "run"
+    train_and_evaluate(load_config(tiny_config_file), workdir, progress=False)
+    before = sorted((p.relative_to(workdir), p.stat().st_mtime_ns) for p in workdir.rglob("*"))
+    rc, stderr = _signal_during_imports([f"--workdir={workdir}", f"--config={tiny_config_file}",
+                                         "--config.train.num_steps=8"], signal.SIGINT)
+    assert rc == 0 and "Traceback" not in stderr, stderr
+    assert sorted((p.relative_to(workdir), p.stat().st_mtime_ns) for p in workdir.rglob("*")) == before

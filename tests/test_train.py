@@ -2,11 +2,13 @@
 
 import dataclasses
 import json
+import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from PIL import Image
 
 from gan_jax import config as config_lib
 from gan_jax import parallel, run as run_lib, tasks
@@ -245,3 +247,27 @@ def test_lazy_r1_runs_every_r1_every_steps(tiny_config, one_device, tmp_path):
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     r1 = {l["step"]: l["r1"] for l in lines}  # logged after the step: step k ran at index k - 1
     assert r1[2] > 0 and r1[4] > 0 and r1[1] == 0 and r1[3] == 0  # every 2nd step, from step 2
+
+
+def test_resume_on_changed_folder_data_warns_in_one_line(tiny_config, one_device, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(4):
+        Image.new("L", (8, 8), 40 * i).save(images / f"{i}.png")
+    tiny_config.data.name = f"folder:{images}"
+    tiny_config.train.num_steps = 2
+    train_and_evaluate(tiny_config, tmp_path / "run", devices=one_device, progress=False)
+    recorded = json.loads((tmp_path / "run" / "data.json").read_text())
+    assert recorded == {"name": f"folder:{images}",
+                        "sha256": make_source(f"folder:{images}", 8, 1).fingerprint()}
+    tiny_config.train.num_steps = 4
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # unchanged data: no warning
+        train_and_evaluate(tiny_config, tmp_path / "run", devices=one_device, progress=False)
+    Image.new("L", (8, 8), 255).save(images / "4.png")
+    tiny_config.train.num_steps = 6
+    with pytest.warns(RuntimeWarning, match=rf"^the data set folder:{images} differs from the one "
+                                            rf"this workdir was trained on \(content sha256 "
+                                            rf"{recorded['sha256'][:12]} -> [0-9a-f]{{12}}\); "
+                                            rf"training goes on with the new data$"):
+        train_and_evaluate(tiny_config, tmp_path / "run", devices=one_device, progress=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ FASHION_MNIST_ENV = "GAN_JAX_FASHION_MNIST_DIR"
 MIXED_CHANNELS = ("error", "convert")
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
+_16_BIT_GRAY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})  # a PNG's 16-bit gray may be "I"
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's 'L' conversion
 
 
@@ -33,6 +35,10 @@ class ImageSource(Protocol):
 
     def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """{'image': uint8 (n,H,W,C), 'label': int32 (n,)} for flat indices; pure."""
+        ...
+
+    def fingerprint(self) -> str | None:
+        """A hash of the content, where it is cheap to compute (None: not computed)."""
         ...
 
 
@@ -63,6 +69,13 @@ class ArraySource:
             batch["label"] = self.labels[indices]
         return batch
 
+    def fingerprint(self) -> str:
+        """sha256 of the prepared images and the labels."""
+        sha = hashlib.sha256(np.ascontiguousarray(self.images).tobytes())
+        if self.labels is not None:
+            sha.update(np.ascontiguousarray(self.labels).tobytes())
+        return sha.hexdigest()
+
 
 class TfdsSource:
     """Lazy source over a TFDS random-access data source; decodes and resizes in `get`."""
@@ -84,6 +97,10 @@ class TfdsSource:
         if self.num_classes is not None:
             batch["label"] = np.array([r["label"] for r in records], np.int32)
         return batch
+
+    def fingerprint(self) -> None:
+        """None: hashing would decode the whole data set (TFDS versions its data sets instead)."""
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,7 +266,9 @@ def _folder_source(arg: str, resolution: int, channels: int, data_dir: str | Non
     root = Path(arg).expanduser()
     if not root.is_dir():
         raise DataError(f"image folder {root} does not exist or is not a directory; check the path")
-    paths = sorted((p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+    # A symlink to a missing file is kept, so it is refused by name below (is_file() is False).
+    paths = sorted((p for p in root.rglob("*")
+                    if p.suffix.lower() in IMAGE_SUFFIXES and (p.is_file() or p.is_symlink())),
                    key=lambda p: p.relative_to(root).as_posix())
     if not paths:
         raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}; add images "
@@ -261,8 +280,8 @@ def _folder_source(arg: str, resolution: int, channels: int, data_dir: str | Non
             with Image.open(path) as image:
                 layouts.setdefault(image_layout(image), []).append(name)
             images.append(prepare_image(load_image(path), resolution, channels))
-        except (OSError, ValueError, Image.DecompressionBombError):
-            bad.append(name)
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            bad.append(f"{name}{_unreadable_reason(path, e)}")
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise DataError(f"{len(bad)} unreadable image(s) in {root}: {shown}; remove or fix them")
@@ -275,6 +294,22 @@ def _folder_source(arg: str, resolution: int, channels: int, data_dir: str | Non
     return ArraySource(f"folder:{root}", np.stack(images))
 
 
+def _unreadable_reason(path: Path, error: Exception) -> str:
+    """' (why)' for the errors whose fix is not obvious from the file itself, else ''."""
+    if path.is_symlink() and not path.exists():
+        return f" (dangling symlink to {os.readlink(path)})"
+    if isinstance(error, Image.DecompressionBombError):
+        limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None  # read the header only
+        try:
+            with Image.open(path) as image:
+                pixels = image.width * image.height
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+        return (f" (too large: {pixels:,} pixels > Pillow's limit of {2 * limit:,}, twice "
+                f"PIL.Image.MAX_IMAGE_PIXELS; resize it or raise that limit)")
+    return ""
+
+
 def image_layout(image: Image.Image) -> str:
     """'grayscale', 'RGB' or 'with alpha' (RGBA, LA, or a palette with transparency)."""
     if image.mode in ("RGBA", "LA", "La", "PA", "RGBa") or "transparency" in image.info:
@@ -283,11 +318,16 @@ def image_layout(image: Image.Image) -> str:
 
 
 def load_image(path: str | os.PathLike) -> np.ndarray:
-    """Fully decode an image file with Pillow into (H, W, 1) gray or (H, W, 3) RGB."""
+    """Fully decode an image file with Pillow into uint8 (H, W, 1) gray or (H, W, 3) RGB.
+
+    16-bit images keep their high byte (value >> 8): Pillow itself decodes 16-bit RGB that way,
+    and its 'L' conversion of 16-bit gray would clip every value above 255 to 255 instead."""
     with Image.open(path) as image:
         image.load()
-        image = image.convert("L" if image.mode in _GRAY_MODES else "RGB")
-    array = np.asarray(image)
+        if image.mode in _16_BIT_GRAY_MODES or (image.mode == "I" and image.format == "PNG"):
+            array = (np.asarray(image).astype(np.uint32) >> 8).astype(np.uint8)
+        else:
+            array = np.asarray(image.convert("L" if image.mode in _GRAY_MODES else "RGB"))
     return array[..., None] if array.ndim == 2 else array
 
 

@@ -75,6 +75,11 @@ def _check_resnet(config: ml_collections.ConfigDict) -> None:
                          f"{blocks + 1} equal chunks (one per G block, one for the input); "
                          f"{m.latent_dim} is not divisible by {blocks + 1}")
     channels = list(m.g_channels) + list(m.d_channels)
+    if min(channels) < 1:
+        raise ValueError(f"config.model.g_channels, d_channels: every entry must be >= 1, got "
+                         f"{tuple(m.g_channels)} and {tuple(m.d_channels)}")
+    if m.shared_dim < 0 or m.attention_resolution < 0:
+        raise ValueError("config.model.shared_dim, attention_resolution: must be >= 0 (0: none)")
     if m.attention_resolution and min(channels) < 8:
         raise ValueError("config.model.attention_resolution: self-attention needs >= 8 channels")
 

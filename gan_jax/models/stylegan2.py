@@ -389,6 +389,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
     if min(s.channel_base // config.data.resolution, s.channel_max) < 1:
         raise ValueError(f"config.stylegan2.channel_base: {s.channel_base} // "
                          f"{config.data.resolution} px leaves no channels at the top resolution")
+    if s.mapping_lr_multiplier <= 0:
+        raise ValueError(f"config.stylegan2.mapping_lr_multiplier: must be > 0, got "
+                         f"{s.mapping_lr_multiplier}")
     for key in ("mapping_layers", "d_mapping_layers"):
         if s[key] < 1:
             raise ValueError(f"config.stylegan2.{key}: must be >= 1, got {s[key]}")

@@ -1,0 +1,86 @@
+"""What the `train`, `sample` and `evaluate` commands share: flag parsing that fails in one line,
+and a clean exit on a signal that arrives before training is under way.
+
+Only the standard library and absl are imported here, so `train` can install the signal handler
+before its heavy imports (jax, orbax, the data).
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import NoReturn
+
+
+def fail(message: str) -> NoReturn:
+    """Print `error: message` (one line) to stderr and exit with status 2."""
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def define_workdir(help_text: str) -> None:
+    """The required --workdir flag of every command; empty is refused (it would mean '.')."""
+    from absl import flags
+
+    flags.DEFINE_string("workdir", None, help_text, required=True)
+    flags.register_validator("workdir", lambda value: value is None or bool(value.strip()),
+                             message="--workdir is empty; name a directory")
+
+
+def define_config(default: str, help_text: str) -> None:
+    """The --config flag (an ml_collections config file, its keys overridable as
+    --config.KEY=VALUE); an override of a key the config does not have ends in one line."""
+    from ml_collections import config_flags
+
+    try:  # overrides of the default config file are resolved here, when the flag is defined
+        config_flags.DEFINE_config_file("config", default, help_text, lock_config=True)
+    except (AttributeError, KeyError) as e:
+        _unknown_key(e, sys.argv)
+
+
+def _unknown_key(error: Exception, argv: list[str]) -> NoReturn:
+    """Fail naming the --config.KEY override whose last part is the missing key `error` names."""
+    key = str(error).strip("\"'")
+    given = [a.partition("=")[0] for a in argv if a.startswith("--config.")]
+    flag = next((g for g in given if g.endswith(f".{key}")), f"--config.*.{key}")
+    fail(f"{flag}: the config has no such key; see the config file for its keys")
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl.app.run's flags_parser: parse the flags; any error (unknown flag, bad value, a config
+    file that does not load) ends in one line, exit 2."""
+    from absl import flags
+
+    try:
+        argv = flags.FLAGS(argv)
+    except flags.Error as e:
+        fail(f"{_one_line(e).rstrip('.')}; see --helpfull")
+    except (AttributeError, KeyError) as e:  # overrides of a --config file given by name
+        _unknown_key(e, argv)
+    except Exception as e:  # noqa: BLE001 (a config file that raises while loading)
+        fail(f"cannot parse the command line: {type(e).__name__}: {_one_line(e)}")
+    for name in flags.FLAGS:
+        try:  # config_flags reports a config file that failed to load on first use: use it now
+            getattr(flags.FLAGS[name].value, "keys", None)
+        except OSError as e:
+            fail(f"--{name}: cannot load the config file: {_one_line(e, last=True)}")
+    return argv
+
+
+def _one_line(error: Exception, last: bool = False) -> str:
+    """The error's last line, or its first and last (a message that embeds a traceback)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()] or [""]
+    return lines[-1] if last or len(lines) == 1 else f"{lines[0]} {lines[-1]}"
+
+
+def _exit_now(signum: int, frame) -> NoReturn:
+    print(f"{signal.Signals(signum).name} received outside the training loop: exiting (checkpoints "
+          f"already saved are kept)", file=sys.stderr)
+    sys.exit(0)
+
+
+def exit_on_signal() -> None:
+    """Make SIGTERM/SIGINT exit cleanly (status 0, one line) until the training loop installs its
+    own handlers (train.PreemptionGuard); call it first thing in a command."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _exit_now)
