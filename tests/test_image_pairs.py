@@ -237,14 +237,22 @@ def test_fashion_recipes_missing_data_name_the_apt_package(tmp_path):
 # ---------------------------------------------------------------------------- paired crop/flip
 
 
+def crop_and_params(a, b, keys, crop_size):
+    """paired_crop_flip's outputs and every example's (top, left, flip), from one compiled call."""
+    height, width = a.shape[1:3]
+    fn = jax.jit(lambda a, b, keys: (paired_crop_flip(a, b, keys, crop_size),
+                                     jax.vmap(lambda k: crop_flip_params(k, height, width, crop_size))(keys)))
+    (out_a, out_b), params = fn(a, b, keys)
+    return np.asarray(out_a), np.asarray(out_b), np.stack(params, 1).tolist()
+
+
 def test_paired_crop_flip_equals_slicing_at_the_drawn_offset():
     a = np.arange(3 * 6 * 5 * 2, dtype=np.float32).reshape(3, 6, 5, 2)
     b = (np.arange(3 * 6 * 5, dtype=np.int32).reshape(3, 6, 5, 1) * 7).astype(np.uint8)
     keys = jax.random.split(jax.random.key(0), 3)
-    out_a, out_b = jax.jit(paired_crop_flip, static_argnums=3)(a, b, keys, 3)
+    out_a, out_b, params = crop_and_params(a, b, keys, 3)
     assert out_a.shape == (3, 3, 3, 2) and out_b.shape == (3, 3, 3, 1) and out_b.dtype == np.uint8
-    for i in range(3):
-        top, left, flip = (int(v) for v in crop_flip_params(keys[i], 6, 5, 3))
+    for i, (top, left, flip) in enumerate(params):
         for x, out in ((a, out_a), (b, out_b)):
             expected = x[i, top:top + 3, left:left + 3]
             np.testing.assert_array_equal(out[i], expected[:, ::-1] if flip else expected)
@@ -253,9 +261,8 @@ def test_paired_crop_flip_equals_slicing_at_the_drawn_offset():
 def test_paired_crop_flip_keeps_a_and_b_aligned_over_many_keys():
     a = np.random.default_rng(0).integers(0, 250, (64, 8, 8, 3), dtype=np.uint8)
     keys = jax.random.split(jax.random.key(1), 64)
-    out_a, out_b = paired_crop_flip(a, a + 1, keys, 5)
-    np.testing.assert_array_equal(np.asarray(out_b), np.asarray(out_a) + 1)
-    params = [tuple(int(v) for v in crop_flip_params(k, 8, 8, 5)) for k in keys]
+    out_a, out_b, params = crop_and_params(a, a + 1, keys, 5)
+    np.testing.assert_array_equal(out_b, out_a + 1)
     assert {p[0] for p in params} == {p[1] for p in params} == {0, 1, 2, 3} and {p[2] for p in params} == {0, 1}
 
 

@@ -276,11 +276,15 @@ def make_pair_source(spec: str, resolution: int, channels: int, *, split: str | 
 
 def crop_flip_params(key: jax.Array, height: int, width: int, crop_size: int
                      ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """(top, left, flip) drawn from one example's key: offsets uniform in [0, side - crop], flip p=0.5."""
-    k_top, k_left, k_flip = jax.random.split(key, 3)
-    top = jax.random.randint(k_top, (), 0, height - crop_size + 1)
-    left = jax.random.randint(k_left, (), 0, width - crop_size + 1)
-    return top, left, jax.random.bernoulli(k_flip)
+    """(top, left, flip) from one example's key: offsets in [0, side - crop], flip with p = 1/2.
+
+    One draw of three uint32 words w (XLA:CPU compiles each threefry call slowly): top = w0 mod
+    (height - crop + 1), left = w1 mod (width - crop + 1), flip = top bit of w2; the modulo bias
+    is at most (side - crop + 1) / 2**32."""
+    words = jax.random.bits(key, (3,), jnp.uint32)
+    top = (words[0] % (height - crop_size + 1)).astype(jnp.int32)
+    left = (words[1] % (width - crop_size + 1)).astype(jnp.int32)
+    return top, left, words[2] >> 31 == 1
 
 
 def paired_crop_flip(a: jax.Array, b: jax.Array, keys: jax.Array, crop_size: int
