@@ -44,6 +44,7 @@ def test_unknown_name_lists_the_known_ones():
     ("edges2fashion", 28, 1, "edges2fashion is 32x32, got resolution 28; set it to 32"),
     ("pairs", 8, 3, "'pairs' needs a path; use 'pairs:/path/to/folder'"),
     ("pairs:x", 8, 2, "channels must be 1 or 3, got 2"),
+    ("tfds", 8, 3, "'tfds' needs a data set name; use e.g. 'tfds:cycle_gan/horse2zebra'"),
     ("pairs:x", 0, 3, "resolution must be a positive integer, got 0"),
 ])
 def test_bad_specs_one_line(spec, resolution, channels, message):

@@ -117,7 +117,8 @@ def _split_dir(arg: str, split: str | None, spec: str) -> Path:
 
 def _aligned_pairs(arg: str, resolution: int, channels: int, split: str | None,
                    data_dir: str | None) -> PairSource:
-    """Side-by-side A|B images (left half A, right half B), each half resized to `resolution`."""
+    """Side-by-side A|B images (left half A, right half B), each half resized to `resolution` and converted
+    to `channels`."""
     root = _split_dir(arg, split, "pairs")
     files = _image_files(root)
     images = _load_all(root, list(files.values()))
@@ -151,7 +152,7 @@ def _ab_folder_pairs(arg: str, resolution: int, channels: int, split: str | None
 
 def _unpaired_folders(arg: str, resolution: int, channels: int, split: str | None,
                       data_dir: str | None) -> UnpairedSources:
-    """PATH/{split}A and PATH/{split}B (e.g. trainA, trainB), each a folder source."""
+    """PATH/{split}A and PATH/{split}B (e.g. trainA, trainB), each a folder source; mixed layouts converted."""
     root = _split_dir(arg, None, "unpaired")
     split = split or "train"
     a, b = (_folder_source(str(root / f"{split}{side}"), resolution, channels, data_dir, "convert")
@@ -162,6 +163,8 @@ def _unpaired_folders(arg: str, resolution: int, channels: int, split: str | Non
 def _tfds_unpaired(arg: str, resolution: int, channels: int, split: str | None,
                    data_dir: str | None) -> UnpairedSources:
     """A TFDS data set with splits {split}A and {split}B, e.g. 'cycle_gan/horse2zebra'; never downloads."""
+    if not arg:
+        raise DataError("'tfds' needs a data set name; use e.g. 'tfds:cycle_gan/horse2zebra'")
     split = split or "train"
     a, b = (_tfds_source(f"{arg}:{split}{side}", resolution, channels, data_dir) for side in "AB")
     return UnpairedSources(f"tfds:{arg}:{split}", a, b)
