@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import shutil
+
 import jax
 import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
@@ -18,17 +20,55 @@ from jax.sharding import NamedSharding
 from gan_jax import parallel
 
 
-class Checkpoints:
-    """Save/restore GANStates under WORKDIR/<subdir>, keeping the newest `keep`."""
+Layout = dict[str, tuple[tuple[int, ...], str]]
 
-    def __init__(self, workdir: str | Path, keep: int = 3, subdir: str = "checkpoints"):
+
+def _path_name(path) -> str:
+    """'g_params/Conv_0/kernel' for a pytree key path (dict keys, attributes, indices alike)."""
+    return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
+
+
+def _stored(leaf) -> jax.ShapeDtypeStruct:
+    """How a leaf is stored: a typed PRNG key as its raw key data."""
+    if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        return jax.eval_shape(jax.random.key_data, leaf)
+    return leaf
+
+
+def state_layout(abstract_state) -> Layout:
+    """{leaf path: (shape, dtype)} of a state as a checkpoint stores it."""
+    return {_path_name(path): (tuple(s.shape), str(s.dtype))
+            for path, leaf in jax.tree_util.tree_flatten_with_path(abstract_state)[0]
+            for s in [_stored(leaf)]}
+
+
+def remove_unfinished_saves(workdir: str | Path) -> list[Path]:
+    """Delete orbax's temporary folders (`*.orbax-checkpoint-tmp*`: a save cut short by a crash or
+    a full disk) under WORKDIR/checkpoints and WORKDIR/best; returns what was deleted."""
+    leftovers = sorted(p for subdir in ("checkpoints", "best")
+                       for p in (Path(workdir) / subdir).glob("*.orbax-checkpoint-tmp*"))
+    for path in leftovers:
+        shutil.rmtree(path)
+    return leftovers
+
+
+class Checkpoints:
+    """Save/restore GANStates under WORKDIR/<subdir>, keeping the newest `keep`.
+
+    `read_only` creates, moves and removes nothing.
+    """
+
+    def __init__(self, workdir: str | Path, keep: int = 3, subdir: str = "checkpoints",
+                 read_only: bool = False):
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, create=True,
+            max_to_keep=None if read_only else keep, save_interval_steps=int(not read_only),
+            create=not read_only, read_only=read_only,
             # Synchronous: the next train step donates the state's buffers.
             enable_async_checkpointing=False)
         self.directory = Path(workdir).absolute() / subdir
-        self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                              item_names=("state", "config", "metrics"))
+        self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=dict(
+            state=ocp.StandardCheckpointHandler(), config=ocp.JsonCheckpointHandler(),
+            metrics=ocp.JsonCheckpointHandler()))
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
@@ -54,6 +94,19 @@ class Checkpoints:
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(target), config=ocp.args.JsonRestore()))
         return restored.state, restored.config
+
+    def layout(self, step: int) -> Layout:
+        """{leaf path: (shape, dtype)} of the state saved at `step`, from its metadata (no array
+        is read)."""
+        tree = self._manager.item_metadata(step)["state"]
+        if tree is None:
+            raise FileNotFoundError(f"checkpoint step {step} has no state metadata")
+        return {_path_name(path): (tuple(m.shape), str(m.dtype))
+                for path, m in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+    def reload(self) -> None:
+        """Re-read the list of steps (another process may have saved or deleted some)."""
+        self._manager.reload()
 
     def restore_config(self, step: int | None = None) -> dict[str, Any]:
         """The config saved with `step` (default: the newest)."""
