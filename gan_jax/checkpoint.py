@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import logging
 import shutil
 
 import jax
@@ -42,6 +43,28 @@ def state_layout(abstract_state) -> Layout:
             for s in [_stored(leaf)]}
 
 
+def layout_changes(saved: Layout, wanted: Layout) -> list[str]:
+    """'path: saved -> wanted' for each leaf whose shape or dtype differs or that one side lacks;
+    a top-level field (g_params, ema_params, ...) that only one side has is one entry."""
+    saved_top, wanted_top = ({path.split("/")[0] for path in x} for x in (saved, wanted))
+    presence = lambda field, top: "present" if field in top else "absent"  # noqa: E731
+    changes = [f"{f}: {presence(f, saved_top)} -> {presence(f, wanted_top)}"
+               for f in sorted(saved_top ^ wanted_top)]
+    for path in sorted(saved.keys() | wanted.keys()):
+        old, new = saved.get(path), wanted.get(path)
+        if old != new and path.split("/")[0] in saved_top & wanted_top:
+            changes.append(f"{path}: {_leaf_text(old, new)} -> {_leaf_text(new, old)}")
+    return changes
+
+
+def _leaf_text(leaf: tuple | None, other: tuple | None) -> str:
+    """'(3, 3, 8, 16)', with the dtype when it differs from `other`'s; 'absent' for None."""
+    if leaf is None:
+        return "absent"
+    shape, dtype = leaf
+    return f"{shape} {dtype}" if other is not None and other[1] != dtype else str(shape)
+
+
 def remove_unfinished_saves(workdir: str | Path) -> list[Path]:
     """Delete orbax's temporary folders (`*.orbax-checkpoint-tmp*`: a save cut short by a crash or
     a full disk) under WORKDIR/checkpoints and WORKDIR/best; returns what was deleted."""
@@ -66,9 +89,16 @@ class Checkpoints:
             # Synchronous: the next train step donates the state's buffers.
             enable_async_checkpointing=False)
         self.directory = Path(workdir).absolute() / subdir
-        self._manager = ocp.CheckpointManager(self.directory, options=options, item_handlers=dict(
-            state=ocp.StandardCheckpointHandler(), config=ocp.JsonCheckpointHandler(),
-            metrics=ocp.JsonCheckpointHandler()))
+        absl = logging.getLogger("absl")
+        level = absl.level
+        absl.setLevel(max(level, logging.ERROR))  # not the "directory is read only" warning
+        try:
+            self._manager = ocp.CheckpointManager(
+                self.directory, options=options, item_handlers=dict(
+                    state=ocp.StandardCheckpointHandler(), config=ocp.JsonCheckpointHandler(),
+                    metrics=ocp.JsonCheckpointHandler()))
+        finally:
+            absl.setLevel(level)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()

@@ -26,7 +26,8 @@ import tqdm
 
 from gan_jax import config as config_lib
 from gan_jax import distributed, parallel, sample
-from gan_jax.checkpoint import Checkpoints, Layout, remove_unfinished_saves, state_layout
+from gan_jax.checkpoint import (Checkpoints, Layout, layout_changes, remove_unfinished_saves,
+                                state_layout)
 from gan_jax.data.pipeline import BatchIterator
 from gan_jax.data.sources import DataError, make_source
 from gan_jax.evaluate import Evaluator, is_better
@@ -120,29 +121,6 @@ def restore_or_init(run: Run, checkpoints: Checkpoints, plain_config: dict) -> G
             continue
         return convert(state)
     return run.init_state()
-
-
-def layout_changes(saved: Layout, wanted: Layout) -> list[str]:
-    """'path: saved -> wanted' for each leaf whose shape or dtype differs or that one side lacks;
-    a top-level field (g_params, ema_params, ...) that only one side has is one entry."""
-    top = lambda layout: {path.split("/")[0] for path in layout}  # noqa: E731
-    both = top(saved) & top(wanted)
-    changes = [f"{f}: {'present' if f in saved_top else 'absent'} -> "
-               f"{'absent' if f in saved_top else 'present'}"
-               for saved_top in [top(saved)] for f in sorted(top(saved) ^ top(wanted))]
-    for path in sorted(saved.keys() | wanted.keys()):
-        old, new = saved.get(path), wanted.get(path)
-        if old != new and path.split("/")[0] in both:
-            changes.append(f"{path}: {_leaf_text(old, new)} -> {_leaf_text(new, old)}")
-    return changes
-
-
-def _leaf_text(leaf: tuple | None, other: tuple | None) -> str:
-    """'(3, 3, 8, 16)', with the dtype when it differs from `other`'s; 'absent' for None."""
-    if leaf is None:
-        return "absent"
-    shape, dtype = leaf
-    return f"{shape} {dtype}" if other is not None and other[1] != dtype else str(shape)
 
 
 def _carry_over(abstract: GANState, saved: Layout, step: int, checkpoints: Checkpoints):

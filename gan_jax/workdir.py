@@ -17,23 +17,44 @@ class WorkdirBusyError(RuntimeError):
     """Another process is training into the same workdir."""
 
 
+def _flock(workdir: Path) -> int:
+    """An fd holding an exclusive flock on the workdir folder, or on WORKDIR/.lock where the file
+    system cannot lock a folder (NFS emulates flock with write locks, which need a file open for
+    writing); BlockingIOError when another process holds it."""
+    fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except BlockingIOError:
+        os.close(fd)
+        raise
+    except OSError:
+        os.close(fd)
+    fd = os.open(workdir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
+
+
 @contextlib.contextmanager
 def exclusive(workdir: str | Path):
     """Hold the workdir's lock for the duration; WorkdirBusyError if another process holds it."""
-    pid_file = Path(workdir) / ".lock"
-    fd = os.open(workdir, os.O_RDONLY | os.O_DIRECTORY)
+    workdir = Path(workdir)
     try:
+        fd = _flock(workdir)
+    except BlockingIOError:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            try:
-                holder = pid_file.read_text().strip() or "unknown"
-            except OSError:
-                holder = "unknown"
-            raise WorkdirBusyError(
-                f"workdir {Path(workdir)} is in use by another training process (pid {holder}); "
-                f"wait for it to finish or use another --workdir") from None
-        pid_file.write_text(str(os.getpid()))
+            holder = (workdir / ".lock").read_text().strip() or "unknown"
+        except OSError:
+            holder = "unknown"
+        raise WorkdirBusyError(
+            f"workdir {workdir} is in use by another training process (pid {holder}); "
+            f"wait for it to finish or use another --workdir") from None
+    try:
+        (workdir / ".lock").write_text(str(os.getpid()))
         yield
     finally:
         os.close(fd)  # closing releases the lock

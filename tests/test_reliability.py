@@ -2,8 +2,12 @@
 config changes that alter the state's structure, non-finite states, environment errors, reading
 a workdir while it is damaged or being written, the workdir lock and replayed metrics."""
 
+import errno
+import fcntl
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 import textwrap
@@ -41,6 +45,18 @@ def step_dirs(directory):
 
 
 # --- 17.1: a change of the state's structure is refused, or carried over for the EMA ---
+
+def test_layout_changes_name_each_leaf_that_differs():
+    saved = {"g_params/k": ((3, 3, 8, 16), "float32"), "g_params/b": ((16,), "float32"),
+             "g_params/old": ((2,), "float32"), "ema_params/k": ((3, 3, 8, 16), "float32")}
+    wanted = {"g_params/k": ((3, 3, 16, 32), "float32"), "g_params/b": ((16,), "bfloat16"),
+              "g_params/new": ((4,), "float32")}
+    assert checkpoint.layout_changes(saved, wanted) == [
+        "ema_params: present -> absent", "g_params/b: (16,) float32 -> (16,) bfloat16",
+        "g_params/k: (3, 3, 8, 16) -> (3, 3, 16, 32)", "g_params/new: absent -> (4,)",
+        "g_params/old: (2,) -> absent"]
+    assert checkpoint.layout_changes(saved, saved) == []
+
 
 def test_shape_change_is_refused_in_one_line_and_nothing_is_renamed(tiny_config_file, tmp_path):
     workdir = tmp_path / "run"
@@ -264,3 +280,20 @@ def test_replayed_steps_are_logged_once(tiny_config, one_device, tmp_path):
     train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged] == [1, 2, 3, 4]
+
+
+def test_lock_falls_back_to_the_lock_file_where_folders_cannot_be_locked(tmp_path, monkeypatch):
+    real_flock = fcntl.flock
+
+    def nfs_flock(fd, operation):  # NFS: an exclusive flock needs a file open for writing
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            raise OSError(errno.EBADF, "Bad file descriptor")
+        return real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", nfs_flock)
+    with exclusive(tmp_path):
+        with pytest.raises(WorkdirBusyError, match=f"pid {os.getpid()}\\)"):
+            with exclusive(tmp_path):
+                pass
+    with exclusive(tmp_path):  # released
+        pass
