@@ -163,6 +163,7 @@ def _restore_newest_readable(checkpoints, step: int | None, kind: str):
 
     import ml_collections
 
+    from gan_jax.config import ConfigError
     from gan_jax.run import build_run
 
     unreadable = set()
@@ -181,6 +182,8 @@ def _restore_newest_readable(checkpoints, step: int | None, kind: str):
             state, _ = checkpoints.restore(run.abstract_state(), parallel.replicated(run.mesh),
                                            newest)
             return run, state
+        except ConfigError:  # the saved config is refused: not a damaged checkpoint
+            raise
         except Exception as e:  # noqa: BLE001 (any read failure: deleted meanwhile, or damaged)
             checkpoints.reload()
             if newest not in checkpoints.steps():
@@ -188,7 +191,8 @@ def _restore_newest_readable(checkpoints, step: int | None, kind: str):
             unreadable.add(newest)
             reason = (str(e).strip().splitlines() or [""])[0][:200]
             warnings.warn(f"{kind}checkpoint step {newest} in {checkpoints.directory} is unreadable "
-                          f"({type(e).__name__}: {reason}); trying the previous one",
+                          f"({type(e).__name__}: {reason})"
+                          f"{'; trying the previous one' if step is None else ''}",
                           RuntimeWarning, stacklevel=2)
 
 
