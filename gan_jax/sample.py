@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 import sys
 from pathlib import Path
@@ -148,7 +149,8 @@ def restore_workdir(workdir: str, checkpoint: str = "latest"):
     if checkpoint not in ("latest", "best") and not checkpoint.isdigit():
         raise ValueError(f"--checkpoint must be latest, best or a step number, got {checkpoint!r}")
     best = checkpoint == "best"
-    checkpoints = Checkpoints(workdir, subdir="best" if best else "checkpoints", read_only=True)
+    checkpoints = _retry_vanished(lambda: Checkpoints(
+        workdir, subdir="best" if best else "checkpoints", read_only=True))
     try:
         return _restore_newest_readable(
             checkpoints, None if checkpoint in ("latest", "best") else int(checkpoint),
@@ -158,7 +160,11 @@ def restore_workdir(workdir: str, checkpoint: str = "latest"):
 
 
 def _restore_newest_readable(checkpoints, step: int | None, kind: str):
-    """(run, state) of checkpoint `step`, or with None of the newest one that can be read."""
+    """(run, state) of checkpoint `step`, or with None of the newest one that can be read.
+
+    A read that fails is retried while the checkpoint is listed: a trainer deleting it (keep=1)
+    makes it vanish from the list; one that fails twice while still listed is damaged.
+    """
     import warnings
 
     import ml_collections
@@ -166,15 +172,14 @@ def _restore_newest_readable(checkpoints, step: int | None, kind: str):
     from gan_jax.config import ConfigError
     from gan_jax.run import build_run
 
-    unreadable = set()
+    failures = collections.Counter()
     while True:
-        checkpoints.reload()
-        steps = [s for s in checkpoints.steps() if s not in unreadable and step in (None, s)]
+        steps = [s for s in _listed_steps(checkpoints) if failures[s] < 2 and step in (None, s)]
         if not steps:
             raise FileNotFoundError(
-                f"no {'readable ' if unreadable else ''}{kind}checkpoint"
+                f"no {'readable ' if failures else ''}{kind}checkpoint"
                 f"{'' if step is None else f' {step}'} in {checkpoints.directory}; available: "
-                f"{sorted(set(checkpoints.steps()) - unreadable) or 'none (train first)'}")
+                f"{[s for s in _listed_steps(checkpoints) if failures[s] < 2] or 'none (train first)'}")
         newest = max(steps)
         try:
             config = ml_collections.ConfigDict(checkpoints.restore_config(newest))
@@ -184,16 +189,29 @@ def _restore_newest_readable(checkpoints, step: int | None, kind: str):
             return run, state
         except ConfigError:  # the saved config is refused: not a damaged checkpoint
             raise
-        except Exception as e:  # noqa: BLE001 (any read failure: deleted meanwhile, or damaged)
-            checkpoints.reload()
-            if newest not in checkpoints.steps():
-                continue  # deleted while reading: read the list again
-            unreadable.add(newest)
-            reason = (str(e).strip().splitlines() or [""])[0][:200]
-            warnings.warn(f"{kind}checkpoint step {newest} in {checkpoints.directory} is unreadable "
-                          f"({type(e).__name__}: {reason})"
-                          f"{'; trying the previous one' if step is None else ''}",
-                          RuntimeWarning, stacklevel=2)
+        except Exception as e:  # noqa: BLE001 (any read failure: being deleted, or damaged)
+            failures[newest] += 1
+            if failures[newest] == 2 and newest in _listed_steps(checkpoints):
+                reason = (str(e).strip().splitlines() or [""])[0][:200]
+                warnings.warn(f"{kind}checkpoint step {newest} in {checkpoints.directory} is "
+                              f"unreadable ({type(e).__name__}: {reason})"
+                              f"{'; trying the previous one' if step is None else ''}",
+                              RuntimeWarning, stacklevel=2)
+
+
+def _listed_steps(checkpoints) -> list[int]:
+    """The saved steps, listed again (a trainer may be saving or deleting one meanwhile)."""
+    return _retry_vanished(lambda: (checkpoints.reload(), checkpoints.steps())[1])
+
+
+def _retry_vanished(fn, attempts: int = 10):
+    """fn(), called again when it fails because a step folder vanished while orbax listed it."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
 
 
 def sample_from_workdir(workdir: str, num: int, seed: int, out: str, checkpoint: str = "latest",
