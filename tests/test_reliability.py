@@ -25,7 +25,7 @@ from gan_jax.metrics import reference
 from gan_jax.train import restore_or_init, train_and_evaluate
 from gan_jax.workdir import WorkdirBusyError, exclusive
 from conftest import run_module
-from test_train import _corrupt, assert_bitwise_equal
+from test_train import _corrupt
 
 
 def tree_listing(root):
