@@ -4,7 +4,25 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
+
+
+def drop_steps_after(path: Path, step: int) -> None:
+    """Rewrite the metrics.jsonl at `path` (if any) without its lines of steps > `step`, or cut
+    short by a crash; atomic (a crash leaves the old or the new file)."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text(encoding="utf-8").splitlines(keepends=True):
+        try:
+            if json.loads(line)["step"] <= step and line.endswith("\n"):
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            pass
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept), encoding="utf-8")
+    os.replace(tmp, path)
 
 
 class MetricWriter:

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import collections
 import functools
 from pathlib import Path
 
@@ -136,28 +137,80 @@ def write_samples(path: str | Path, samples: np.ndarray, columns: int | None = N
 
 def restore_workdir(workdir: str, checkpoint: str = "latest"):
     """(run, state) of a checkpoint of `workdir`: 'latest', 'best' (WORKDIR/best/) or a step,
-    restored on one device with the config saved beside it."""
-    import ml_collections
+    restored on one device with the config saved beside it.
 
+    Reads only: creates, moves and deletes nothing. 'latest' and 'best' fall back to the previous
+    checkpoint (with a warning) when the newest cannot be read; a checkpoint deleted while it is
+    read (a training run that keeps only the newest) makes it read the list again.
+    """
     from gan_jax.checkpoint import Checkpoints
-    from gan_jax.run import build_run
 
     if checkpoint not in ("latest", "best") and not checkpoint.isdigit():
         raise ValueError(f"--checkpoint must be latest, best or a step number, got {checkpoint!r}")
     best = checkpoint == "best"
-    checkpoints = Checkpoints(workdir, subdir="best" if best else "checkpoints")
+    checkpoints = _retry_vanished(lambda: Checkpoints(
+        workdir, subdir="best" if best else "checkpoints", read_only=True))
     try:
-        step = None if checkpoint in ("latest", "best") else int(checkpoint)
-        if checkpoints.latest_step() is None or (step is not None and step not in checkpoints.steps()):
-            raise FileNotFoundError(
-                f"no {'best ' if best else ''}checkpoint{'' if step is None else f' {step}'} in "
-                f"{checkpoints.directory}; available: {checkpoints.steps() or 'none (train first)'}")
-        config = ml_collections.ConfigDict(checkpoints.restore_config(step))
-        run = build_run(config, devices=jax.devices()[:1])
-        state, _ = checkpoints.restore(run.abstract_state(), parallel.replicated(run.mesh), step)
+        return _restore_newest_readable(
+            checkpoints, None if checkpoint in ("latest", "best") else int(checkpoint),
+            "best " if best else "")
     finally:
         checkpoints.close()
-    return run, state
+
+
+def _restore_newest_readable(checkpoints, step: int | None, kind: str):
+    """(run, state) of checkpoint `step`, or with None of the newest one that can be read.
+
+    A read that fails is retried while the checkpoint is listed: a trainer deleting it (keep=1)
+    makes it vanish from the list; one that fails twice while still listed is damaged.
+    """
+    import warnings
+
+    import ml_collections
+
+    from gan_jax.config import ConfigError
+    from gan_jax.run import build_run
+
+    failures = collections.Counter()
+    while True:
+        steps = [s for s in _listed_steps(checkpoints) if failures[s] < 2 and step in (None, s)]
+        if not steps:
+            raise FileNotFoundError(
+                f"no {'readable ' if failures else ''}{kind}checkpoint"
+                f"{'' if step is None else f' {step}'} in {checkpoints.directory}; available: "
+                f"{[s for s in _listed_steps(checkpoints) if failures[s] < 2] or 'none (train first)'}")
+        newest = max(steps)
+        try:
+            config = ml_collections.ConfigDict(checkpoints.restore_config(newest))
+            run = build_run(config, devices=jax.devices()[:1])
+            state, _ = checkpoints.restore(run.abstract_state(), parallel.replicated(run.mesh),
+                                           newest)
+            return run, state
+        except ConfigError:  # the saved config is refused: not a damaged checkpoint
+            raise
+        except Exception as e:  # noqa: BLE001 (any read failure: being deleted, or damaged)
+            failures[newest] += 1
+            if failures[newest] == 2 and newest in _listed_steps(checkpoints):
+                reason = (str(e).strip().splitlines() or [""])[0][:200]
+                warnings.warn(f"{kind}checkpoint step {newest} in {checkpoints.directory} is "
+                              f"unreadable ({type(e).__name__}: {reason})"
+                              f"{'; trying the previous one' if step is None else ''}",
+                              RuntimeWarning, stacklevel=2)
+
+
+def _listed_steps(checkpoints) -> list[int]:
+    """The saved steps, listed again (a trainer may be saving or deleting one meanwhile)."""
+    return _retry_vanished(lambda: (checkpoints.reload(), checkpoints.steps())[1])
+
+
+def _retry_vanished(fn, attempts: int = 10):
+    """fn(), called again when it fails because a step folder vanished while orbax listed it."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
 
 
 def sample_from_workdir(workdir: str, num: int, seed: int, out: str, checkpoint: str = "latest",

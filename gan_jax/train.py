@@ -26,21 +26,23 @@ if __name__ == "__main__":  # first: a signal during the imports below (seconds)
     cli.exit_on_signal()
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import tqdm
 
 from gan_jax import config as config_lib
 from gan_jax import distributed, parallel, sample
-from gan_jax.checkpoint import Checkpoints
+from gan_jax.checkpoint import (Checkpoints, Layout, layout_changes, remove_unfinished_saves,
+                                state_layout)
 from gan_jax.data.pipeline import BatchIterator
 from gan_jax.data.sources import DataError, make_source
 from gan_jax.evaluate import Evaluator, is_better
 from gan_jax.metrics.scores import MetricError
-from gan_jax.metric_writers import MetricWriter
+from gan_jax.metric_writers import MetricWriter, drop_steps_after
 from gan_jax.run import Run, build_run
 from gan_jax.state import GANState
-from gan_jax.workdir import WorkdirBusyError, exclusive
+from gan_jax.workdir import WorkdirBusyError, exclusive, os_error_message
 
 PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "ml-collections", "numpy",
             "tensorflow-datasets")
@@ -107,11 +109,14 @@ def restore_or_init(run: Run, checkpoints: Checkpoints, plain_config: dict) -> G
     """The newest readable checkpoint's state (its config must match), else a new state.
 
     An unreadable checkpoint (truncated, missing or garbled files) is moved aside to
-    `<step>.unreadable` with a warning naming it, and the previous one is tried.
+    `<step>.unreadable` with a warning naming it, and the previous one is tried. A readable one
+    whose state has other shapes than this config builds is refused (ConfigError naming them),
+    except for turning the EMA generator on or off, which is carried over (see `_carry_over`).
     """
     while (step := checkpoints.latest_step()) is not None:
         try:
             saved_config = checkpoints.restore_config(step)
+            saved_layout = checkpoints.layout(step)
         except Exception as e:  # noqa: BLE001 (any read failure means "unreadable")
             _set_aside(checkpoints, step, e)
             continue
@@ -121,13 +126,38 @@ def restore_or_init(run: Run, checkpoints: Checkpoints, plain_config: dict) -> G
                 f"the checkpoints in {checkpoints.directory} were made with a different config "
                 f"({'; '.join(changes)}); use a new --workdir, or pass "
                 f"--config.allow_config_change=True to continue with the new values")
+        target, convert = _carry_over(run.abstract_state(), saved_layout, step, checkpoints)
         try:
-            state, _ = checkpoints.restore(run.abstract_state(), parallel.replicated(run.mesh), step)
+            state, _ = checkpoints.restore(target, parallel.replicated(run.mesh), step)
         except Exception as e:  # noqa: BLE001
             _set_aside(checkpoints, step, e)
             continue
-        return state
+        return convert(state)
     return run.init_state()
+
+
+def _carry_over(abstract: GANState, saved: Layout, step: int, checkpoints: Checkpoints):
+    """(restore target, fn converting the restored state to `abstract`'s structure).
+
+    ConfigError naming the differences unless there are none, or the one difference is the EMA
+    generator: dropped when turned off, started from the restored g_params when turned on.
+    """
+    changes = layout_changes(saved, state_layout(abstract))
+    if not changes:
+        return abstract, lambda state: state
+    if changes == ["ema_params: present -> absent"]:
+        warnings.warn(f"ema.decay=0: dropping the EMA generator of checkpoint step {step}",
+                      RuntimeWarning, stacklevel=3)
+        return abstract.replace(ema_params=abstract.g_params), lambda s: s.replace(ema_params=None)
+    if changes == ["ema_params: absent -> present"]:
+        warnings.warn(f"ema.decay>0: starting the EMA generator from the generator of checkpoint "
+                      f"step {step}", RuntimeWarning, stacklevel=3)
+        return (abstract.replace(ema_params=None),
+                lambda s: s.replace(ema_params=jax.tree.map(jnp.copy, s.g_params)))
+    more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
+    raise config_lib.ConfigError(
+        f"checkpoint step {step} in {checkpoints.directory} holds a state of another structure than "
+        f"this config builds: {'; '.join(changes[:3])}{more}; undo the change or use a new --workdir")
 
 
 def _set_aside(checkpoints: Checkpoints, step: int, error: Exception) -> None:
@@ -138,10 +168,18 @@ def _set_aside(checkpoints: Checkpoints, step: int, error: Exception) -> None:
                   RuntimeWarning, stacklevel=2)
 
 
+@jax.jit
+def _add(total: dict, metrics: dict) -> dict:
+    """total + metrics, per key (on device: the loop sums each step's metrics without waiting)."""
+    return jax.tree.map(jnp.add, total, metrics)
+
+
 def _check_finite(step: int, scalars: dict, since: tuple[int, int], train: ml_collections.ConfigDict,
                   checkpoints: Checkpoints) -> None:
     """Stop (FloatingPointError) on a non-finite loss or param, or warn about skipped steps.
 
+    `scalars` are the means of the metrics of every step since the last log (a non-finite value
+    in any step makes its mean non-finite; params_finite is 1 only when it was 1 in every step);
     `since` is (step, skipped count) at the previous check.
     """
     last_good = f"last good checkpoint: step {checkpoints.latest_step()} (left untouched)"
@@ -261,10 +299,13 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
     config = run.config
     is_main = jax.process_index() == 0
     plain_config = config_lib.to_plain(config)
+    if is_main:
+        remove_unfinished_saves(workdir)
     checkpoints = Checkpoints(workdir, keep=config.checkpoint.keep)
     state = restore_or_init(run, checkpoints, plain_config)
     start = int(parallel.to_host(state.step))
     if is_main:
+        drop_steps_after(workdir / "metrics.jsonl", start)  # a crashed run's replayed steps
         (workdir / "config.json").write_text(json.dumps(plain_config, indent=2))
         (workdir / "environment.json").write_text(json.dumps(environment(), indent=2))
         (workdir / "samples").mkdir(exist_ok=True)
@@ -277,7 +318,8 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
                     unit="step", dynamic_ncols=True)
     images_per_step = train.batch_size * train.n_critic
     last_time, last_step = time.perf_counter(), start
-    last_skipped = int(parallel.to_host(state.skipped))
+    checked = (start, int(parallel.to_host(state.skipped)))  # (step, skipped) at the last check
+    sums, count = None, 0  # per-step metrics summed on device since the last log
     eval_every = config.eval.every_steps if evaluator is not None else 0
     best = _Best(workdir, config.eval.best_metric) if eval_every and config.eval.best_metric else None
     try:
@@ -285,23 +327,30 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
             for step in range(start, train.num_steps):
                 _, batch = next(batches)
                 state, metrics = step_fn(state, parallel.put_batch(batch, run.mesh))
+                sums, count = (metrics if sums is None else _add(sums, metrics)), count + 1
                 done = step + 1
                 bar.update(1)
                 stop = guard.should_stop(done)
                 checkpoint_now = done % config.checkpoint.every_steps == 0 or done == train.num_steps
-                if done % train.log_every_steps == 0 or checkpoint_now or stop:
-                    scalars = {k: float(v) for k, v in parallel.to_host(metrics).items()}
-                    _check_finite(done, scalars, (last_step, last_skipped), train, checkpoints)
-                    last_skipped = int(scalars["skipped"])
+                log_now = done % train.log_every_steps == 0 or checkpoint_now or stop
+                sample_now = bool(train.sample_every_steps) and done % train.sample_every_steps == 0
+                eval_now = bool(eval_every) and (done % eval_every == 0 or done == train.num_steps)
+                if log_now or sample_now or eval_now:  # nothing non-finite is written or evaluated
+                    scalars = {k: float(v) / count for k, v in parallel.to_host(sums).items()}
+                    scalars["skipped"] = float(parallel.to_host(state.skipped))  # a count, not a mean
+                    _check_finite(done, scalars, checked, train, checkpoints)
+                    checked = (done, int(scalars["skipped"]))
+                if log_now:
                     now = time.perf_counter()
                     scalars["img_per_s"] = (done - last_step) * images_per_step / (now - last_time)
                     last_time, last_step = now, done
                     writer.write(done, scalars)
                     bar.set_postfix({k: f"{scalars[k]:.3g}" for k in ("d_loss", "g_loss", "img_per_s")})
-                if is_main and train.sample_every_steps and done % train.sample_every_steps == 0:
+                    sums, count = None, 0
+                if is_main and sample_now:
                     _write_grid(run.task, state, config.sample.num, train.seed,
                                 workdir / "samples" / f"step_{done:07d}.png")
-                if eval_every and (done % eval_every == 0 or done == train.num_steps):
+                if eval_now:
                     _evaluate(evaluator, run, state, workdir, writer, best, plain_config, is_main)
                 if checkpoint_now or stop:
                     checkpoints.save(state, plain_config)
@@ -353,6 +402,8 @@ def main(argv=None) -> None:
         except (config_lib.ConfigError, DataError, FloatingPointError, WorkdirBusyError,
                 FileNotFoundError, MetricError) as e:
             cli.fail(str(e))
+        except OSError as e:  # the workdir is a file, read-only, or its disk is full
+            cli.fail(os_error_message(e, flags.FLAGS.workdir))
 
     cli.exit_on_signal()  # also when main() is called from Python
     app.run(_main, argv=argv, flags_parser=cli.parse_flags)
