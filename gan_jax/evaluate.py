@@ -2,8 +2,10 @@
 
     python -m gan_jax.evaluate --workdir=DIR [--checkpoint=latest|best|STEP] [--num_samples=N]
         [--metrics=fid,kid,is,pr] [--extractor=classifier|classifier:DIR|inception|inception:PATH]
+        [--generator=ema|raw]
 
-Samples come from the EMA generator when the run has one, with latents from `eval.seed` (the same
+Samples come from the EMA generator (its params with its own collections) when the run has one,
+or from the live generator with --generator=raw, with latents from `eval.seed` (the same
 samples at every evaluation); no truncation is applied. Real features come from
 `gan_jax.metrics.reference` (cached). Every result records the generator, truncation, sample and
 real counts and the extractor, so numbers are only compared when those agree.
@@ -29,6 +31,7 @@ METRICS = ("fid", "kid", "is", "pr")
 RESULT_KEYS = {"fid": ("fid",), "kid": ("kid", "kid_std"), "is": ("is", "is_std"),
                "pr": ("precision", "recall")}
 LOWER_IS_BETTER = {"fid": True, "kid": True, "is": False, "precision": False, "recall": False}
+GENERATORS = ("ema", "raw")
 CLASSIFIER_STEPS = 1500  # training steps of the automatically trained classifier
 
 
@@ -103,6 +106,7 @@ class Evaluator:
     extractor: object
     metrics: tuple[str, ...]
     num_samples: int
+    generator: str = "ema"  # ema: the EMA generator when the run has one | raw: the live one
     source: object = None  # the run's data source; built from config.data when None
     log: object = print
     _real: np.ndarray | None = None
@@ -110,12 +114,16 @@ class Evaluator:
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict, source=None, log=print,
                     **overrides) -> Evaluator:
-        """Build from `config.eval`; `overrides` (metrics, num_samples, extractor) win."""
+        """Build from `config.eval`; `overrides` (metrics, num_samples, extractor, generator) win."""
         e = config.eval
         metrics = parse_metrics(overrides.get("metrics") or e.metrics)
         num_samples = overrides.get("num_samples") or e.num_samples
         extractor = make_extractor(overrides.get("extractor") or e.extractor, config.data, log)
-        return cls(config, extractor, metrics, num_samples, source, log)
+        generator = overrides.get("generator") or "ema"
+        if generator not in GENERATORS:
+            raise ValueError(f"--generator must be one of {', '.join(GENERATORS)}, "
+                             f"got {generator!r}")
+        return cls(config, extractor, metrics, num_samples, generator, source, log)
 
     def real_features(self) -> np.ndarray:
         if self._real is None:
@@ -134,6 +142,8 @@ class Evaluator:
     def __call__(self, task, state) -> dict:
         """{'step', 'scores': {...}, and what the scores depend on}; pure in (state, config)."""
         e = self.config.eval
+        if self.generator == "raw":
+            state = state.replace(ema_params=None, ema_state=None)
         real = self.real_features()
         fake = sample.generate_images(task, state, self.num_samples, e.seed)
         out = self.extractor(fake)
@@ -182,17 +192,23 @@ def main(argv=None) -> None:
     flags.DEFINE_string("metrics", "", "Comma-separated subset of fid,kid,is,pr (default: the run's).")
     flags.DEFINE_string("extractor", "", "classifier | classifier:DIR | inception | inception:PATH "
                                          "(default: the run's eval.extractor).")
-    flags.DEFINE_string("out", "", "JSON output file (default: WORKDIR/eval/<checkpoint>_<step>.json).")
+    flags.DEFINE_enum("generator", "ema", list(GENERATORS),
+                      "ema: the EMA generator when the run has one; raw: the live generator.")
+    flags.DEFINE_string("out", "", "JSON output file "
+                                   "(default: WORKDIR/eval/<checkpoint>_<step>[_raw].json).")
 
     def _main(_):
         absl_logging.set_verbosity(absl_logging.WARNING)
         f = flags.FLAGS
         try:
             result = evaluate_workdir(f.workdir, f.checkpoint, num_samples=f.num_samples,
-                                      metrics=f.metrics, extractor=f.extractor)
+                                      metrics=f.metrics, extractor=f.extractor,
+                                      generator=f.generator)
         except (FileNotFoundError, ValueError) as e:  # ConfigError, DataError, MetricError too
             cli.fail(str(e))
-        out = Path(f.out or Path(f.workdir) / "eval" / f"{f.checkpoint}_{result['step']}.json")
+        suffix = "_raw" if f.generator == "raw" else ""
+        name = f"{f.checkpoint}_{result['step']}{suffix}.json"
+        out = Path(f.out or Path(f.workdir) / "eval" / name)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result, indent=2))

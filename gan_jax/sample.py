@@ -28,9 +28,9 @@ def latent_keys(seed: int, start: int, count: int) -> jax.Array:
 
 def _sampler(task, state):
     """fn(keys, labels=None, z=None, truncation=None) -> uint8 images of the state's sampling params
-    (EMA when present) at its step, run on one device."""
+    and their own collections (the EMA's when present) at its step, run on one device."""
     params = parallel.to_host(state.sampling_params)
-    g_state = parallel.to_host(state.g_state)
+    g_state = parallel.to_host(state.sampling_state)
     step = parallel.to_host(state.step)
     return lambda keys, labels=None, z=None, truncation=None: images.to_uint8(
         _sample(task, params, g_state, keys, step, labels, z, truncation))

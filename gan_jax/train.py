@@ -136,24 +136,35 @@ def restore_or_init(run: Run, checkpoints: Checkpoints, plain_config: dict) -> G
     return run.init_state()
 
 
+_EMA_SOURCE = {"ema_params": "g_params", "ema_state": "g_state"}  # EMA field -> what it averages
+
+
 def _carry_over(abstract: GANState, saved: Layout, step: int, checkpoints: Checkpoints):
     """(restore target, fn converting the restored state to `abstract`'s structure).
 
-    ConfigError naming the differences unless there are none, or the one difference is the EMA
-    generator: dropped when turned off, started from the restored g_params when turned on.
+    ConfigError naming the differences unless there are none, or they are only the EMA generator
+    (params and collections): dropped when it was turned off; when it was turned on, or a
+    checkpoint from before the EMA kept its own collections lacks them, started from the restored
+    generator's.
     """
     changes = layout_changes(saved, state_layout(abstract))
     if not changes:
         return abstract, lambda state: state
-    if changes == ["ema_params: present -> absent"]:
-        warnings.warn(f"ema.decay=0: dropping the EMA generator of checkpoint step {step}",
-                      RuntimeWarning, stacklevel=3)
-        return abstract.replace(ema_params=abstract.g_params), lambda s: s.replace(ema_params=None)
-    if changes == ["ema_params: absent -> present"]:
-        warnings.warn(f"ema.decay>0: starting the EMA generator from the generator of checkpoint "
-                      f"step {step}", RuntimeWarning, stacklevel=3)
-        return (abstract.replace(ema_params=None),
-                lambda s: s.replace(ema_params=jax.tree.map(jnp.copy, s.g_params)))
+    dropped = [f for f in _EMA_SOURCE if f"{f}: present -> absent" in changes]
+    added = [f for f in _EMA_SOURCE if f"{f}: absent -> present" in changes]
+    if len(dropped) + len(added) == len(changes):
+        if dropped:
+            warnings.warn(f"ema.decay=0: dropping the EMA generator of checkpoint step {step}",
+                          RuntimeWarning, stacklevel=3)
+        if added:
+            warnings.warn(f"starting {' and '.join(added)} from the generator of checkpoint step "
+                          f"{step} (ema.decay>0, or a checkpoint made before the EMA generator "
+                          f"kept its own statistics)", RuntimeWarning, stacklevel=3)
+        target = abstract.replace(**{f: getattr(abstract, _EMA_SOURCE[f]) for f in dropped},
+                                  **{f: None for f in added})
+        return target, lambda s: s.replace(
+            **{f: None for f in dropped},
+            **{f: jax.tree.map(jnp.copy, getattr(s, _EMA_SOURCE[f])) for f in added})
     more = f" (+{len(changes) - 3} more)" if len(changes) > 3 else ""
     raise config_lib.ConfigError(
         f"checkpoint step {step} in {checkpoints.directory} holds a state of another structure than "

@@ -62,10 +62,11 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
         updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)
 
-        ema_params = state.ema_params
+        ema_params, ema_state = state.ema_params, state.ema_state
         if ema_params is not None:
             decay = jnp.where(state.step >= ema_start, ema_decay, 0.0)
-            ema_params = optax.incremental_update(g_params, ema_params, 1.0 - decay)
+            ema_params = ema_update(g_params, ema_params, decay)
+            ema_state = ema_update(g_state, ema_state, decay)
 
         d_metrics, g_metrics = parallel.mean_over_devices((d_metrics, g_metrics))
         metrics = {**jax.tree.map(lambda m: m[-1], d_metrics), **g_metrics}
@@ -73,7 +74,7 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
         new_state = state.replace(
             step=state.step + 1, g_params=g_params, d_params=d_params, g_state=g_state,
             d_state=d_state, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-            ema_params=ema_params)
+            ema_params=ema_params, ema_state=ema_state)
         if skip_nonfinite:
             ok = params_finite & _all_finite((d_metrics, g_metrics))
             kept = state.replace(step=state.step + 1, skipped=state.skipped + 1)
@@ -83,6 +84,22 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
         return new_state, metrics
 
     return train_step
+
+
+def ema_update(new, ema, decay: jax.Array):
+    """decay * ema + (1 - decay) * new for every float leaf; integer leaves take `new`'s value.
+
+    Applied to the generator's params and to its collections alike, as BigGAN-PyTorch's `ema`
+    (utils.py) averages every state_dict entry (BatchNorm running mean/var, spectral-norm `u`) and
+    copies `num_batches_tracked`: the EMA generator then samples with statistics of its own, not
+    the live generator's. Averaged `u` vectors are fine: the power iteration normalises W^T u.
+    """
+    def update(n, e):
+        if not jnp.issubdtype(n.dtype, jnp.inexact):
+            return n
+        return optax.incremental_update(n, e, 1.0 - decay)
+
+    return jax.tree.map(update, new, ema)
 
 
 def _all_finite(tree) -> jax.Array:

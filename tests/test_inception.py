@@ -71,6 +71,17 @@ def test_from_variables_rejects_wrong_tree(random_variables):
         inc.InceptionExtractor.from_variables(broken)
 
 
+def test_logits_are_pool3_times_the_fc_weight_without_bias(extractor, random_variables):
+    """The Inception Score's logits: pool3 @ W (improved-gan, torch-fidelity logits_unbiased)."""
+    assert set(random_variables["params"]["fc"]) == {"kernel"}
+    images = np.random.RandomState(1).randint(0, 256, (2, 40, 40, 3), dtype=np.uint8)
+    out = extractor(images)
+    kernel = np.asarray(random_variables["params"]["fc"]["kernel"], np.float64)
+    by_hand = out["features"].astype(np.float64) @ kernel
+    assert np.abs(by_hand).max() > 0.1
+    np.testing.assert_allclose(out["logits"], by_hand, rtol=0, atol=1e-5 * np.abs(by_hand).max())
+
+
 def test_torch_to_flax_names_and_layouts():
     sd = {
         "Conv2d_1a_3x3.conv.weight": np.arange(32 * 3 * 3 * 3, dtype=np.float32)
@@ -81,7 +92,7 @@ def test_torch_to_flax_names_and_layouts():
         "Conv2d_1a_3x3.bn.running_var": np.full(32, 5.0, np.float32),
         "Conv2d_1a_3x3.bn.num_batches_tracked": np.array(7, np.int64),
         "fc.weight": np.ones((1008, 2048), np.float32),
-        "fc.bias": np.zeros(1008, np.float32),
+        "fc.bias": np.full(1008, 9.0, np.float32),
     }
     v = inc.torch_to_flax(sd)
     kernel = v["params"]["Conv2d_1a_3x3"]["conv"]["kernel"]
@@ -92,6 +103,7 @@ def test_torch_to_flax_names_and_layouts():
     assert v["batch_stats"]["Conv2d_1a_3x3"]["bn"]["mean"][0] == 4.0
     assert v["batch_stats"]["Conv2d_1a_3x3"]["bn"]["var"][0] == 5.0
     assert v["params"]["fc"]["kernel"].shape == (2048, 1008)
+    assert set(v["params"]["fc"]) == {"kernel"}  # the IS logits are unbiased
     with pytest.raises(ValueError, match="AuxLogits"):
         inc.torch_to_flax({"AuxLogits.fc.weight": np.zeros((1008, 768), np.float32)})
 
@@ -316,7 +328,7 @@ def test_matches_pytorch_fid(tmp_path, monkeypatch):
     pooled = {}
     hook = net.avgpool.register_forward_hook(lambda m, i, o: pooled.setdefault("x", o))
     with torch.no_grad():
-        want_logits = net(x).numpy()
+        want_logits = (net(x) - net.fc.bias).numpy()  # unbiased, as the reference IS
     hook.remove()
     want_features = pooled["x"].flatten(1).numpy()
 

@@ -84,19 +84,21 @@ def test_turning_the_ema_off_and_on_is_carried_over(tiny_config_file, tmp_path, 
     assert "ema.decay=0: dropping the EMA generator of checkpoint step 4" in proc.stderr
     proc = run_module(*base, "--config.train.num_steps=8")
     assert proc.returncode == 0, proc.stderr
-    assert "ema.decay>0: starting the EMA generator from the generator of checkpoint step 6" \
-        in proc.stderr
+    assert ("starting ema_params and ema_state from the generator of checkpoint step 6"
+            in proc.stderr)
     assert step_dirs(workdir / "checkpoints") == ["4", "6", "8"]
 
     # What the last run started from: the EMA is the restored generator, bit for bit.
     shutil.rmtree(workdir / "checkpoints" / "8")
     config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
     run = run_lib.build_run(config, one_device)
-    with pytest.warns(RuntimeWarning, match="starting the EMA generator"):
+    with pytest.warns(RuntimeWarning, match="starting ema_params and ema_state"):
         state = restore_or_init(run, checkpoint.Checkpoints(workdir), config_lib.to_plain(config))
     assert int(state.step) == 6
-    for a, b in zip(jax.tree.leaves(state.g_params), jax.tree.leaves(state.ema_params)):
+    for a, b in zip(jax.tree.leaves((state.g_params, state.g_state)),
+                    jax.tree.leaves((state.ema_params, state.ema_state))):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert jax.tree.leaves(state.ema_state)  # the tiny DCGAN's G has BatchNorm statistics
 
 
 # --- 17.2 and 12.4: only finite states are evaluated or written; logged values are means ---
@@ -297,3 +299,22 @@ def test_lock_falls_back_to_the_lock_file_where_folders_cannot_be_locked(tmp_pat
                 pass
     with exclusive(tmp_path):  # released
         pass
+
+
+def test_checkpoint_without_ema_statistics_starts_them_from_the_generator(tiny_config, one_device):
+    """A checkpoint from before the EMA generator kept its own collections restores with
+    ema_state = a copy of g_state (and says so); nothing else differs."""
+    from gan_jax.train import _carry_over
+
+    run = run_lib.build_run(tiny_config, one_device)
+    abstract = run.abstract_state()
+    saved = {k: v for k, v in checkpoint.state_layout(abstract).items()
+             if not k.startswith("ema_state/")}
+    with pytest.warns(RuntimeWarning, match="starting ema_state from the generator of checkpoint "
+                                            "step 7"):
+        target, convert = _carry_over(abstract, saved, 7, checkpoints=None)  # only named in errors
+    assert target.ema_state is None and target.ema_params is not None
+    state = convert(run.init_state().replace(ema_state=None))
+    for a, b in zip(jax.tree.leaves(state.g_state), jax.tree.leaves(state.ema_state)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert jax.tree.structure(state.ema_state) == jax.tree.structure(state.g_state)

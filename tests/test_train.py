@@ -20,7 +20,7 @@ from gan_jax.train import train_and_evaluate
 def leaves(state):
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(
         (state.g_params, state.d_params, state.g_state, state.d_state, state.g_opt_state,
-         state.d_opt_state, state.ema_params, state.skipped)))]
+         state.d_opt_state, state.ema_params, state.ema_state, state.skipped)))]
 
 
 def assert_bitwise_equal(a, b):

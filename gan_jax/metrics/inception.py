@@ -5,13 +5,16 @@ The network is the one pytorch-fid computes FID with (`FIDInceptionV3`): the por
 the pool branch of the 35x35 (A), 17x17 (C) and first 8x8 (E) blocks averages over real pixels
 only (padding is not counted), and the pool branch of the last 8x8 block takes a max instead of an
 average. Every conv is bias-free and followed by an inference-mode BatchNorm (eps 1e-3) and ReLU;
-the head is a 1008-way linear layer. Everything is NHWC.
+the head is a 1008-way linear layer whose bias we drop: the logits are pool3 @ W, the ones the
+reference Inception Score takes (improved-gan `inception_score/model.py` multiplies pool3 by the
+softmax MatMul weight alone; torch-fidelity's IS uses `logits_unbiased`). Everything is NHWC.
 
 Weights: pytorch-fid's `pt_inception-2015-12-05-6726825d.pth`, read by `load_torch_state_dict`
 without torch and without running any code from the file, mapped by `torch_to_flax`.
 
     extractor = InceptionExtractor()            # weights from $GAN_JAX_INCEPTION_WEIGHTS or cache
     out = extractor(images_uint8_nhwc)           # {"features": (N, 2048), "logits": (N, 1008)}
+                                                 # logits = features @ W (no bias)
 """
 
 from __future__ import annotations
@@ -215,7 +218,7 @@ class InceptionE(nn.Module):
 class InceptionV3(nn.Module):
     """FID InceptionV3, inference only. Input: float (N, H, W, 3) already scaled to [-1, 1]
     (299x299 for the standard numbers; see `preprocess`). Returns (pool3 (N, 2048),
-    logits (N, 1008))."""
+    unbiased logits pool3 @ W (N, 1008))."""
     precision: Any = lax.Precision.HIGHEST
 
     @nn.compact
@@ -240,7 +243,7 @@ class InceptionV3(nn.Module):
         x = InceptionE("avg", name="Mixed_7b", **p)(x)
         x = InceptionE("max", name="Mixed_7c", **p)(x)
         features = jnp.mean(x, axis=(1, 2))
-        logits = nn.Dense(NUM_LOGITS, precision=self.precision, name="fc")(features)
+        logits = nn.Dense(NUM_LOGITS, use_bias=False, precision=self.precision, name="fc")(features)
         return features, logits
 
 
@@ -514,7 +517,8 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
 def torch_to_flax(state_dict: Mapping[str, np.ndarray]) -> dict[str, dict]:
     """pytorch-fid FIDInceptionV3 state_dict -> {"params": ..., "batch_stats": ...} for
     `InceptionV3`. Conv OIHW -> HWIO, fc (out, in) -> (in, out), BN weight/bias -> scale/bias,
-    running_mean/var -> batch_stats mean/var; num_batches_tracked is dropped. Unknown names raise
+    running_mean/var -> batch_stats mean/var; num_batches_tracked and fc.bias (the Inception
+    Score's logits are unbiased, see the module docstring) are dropped. Unknown names raise
     ValueError (completeness and shapes are checked by InceptionExtractor.from_variables)."""
     params: dict = {}
     stats: dict = {}
@@ -530,11 +534,10 @@ def torch_to_flax(state_dict: Mapping[str, np.ndarray]) -> dict[str, dict]:
         parts = key.split(".")
         *mod, leaf = parts
         value = np.asarray(value)
-        if parts[-1] == "num_batches_tracked":
+        if parts[-1] == "num_batches_tracked" or key == "fc.bias":
             continue
-        if mod == ["fc"] and leaf in ("weight", "bias"):
-            put(params, ["fc", "kernel" if leaf == "weight" else "bias"],
-                value.T if leaf == "weight" else value)
+        if key == "fc.weight":
+            put(params, ["fc", "kernel"], value.T)
         elif mod and mod[-1] == "conv" and leaf == "weight" and value.ndim == 4:
             put(params, mod + ["kernel"], value.transpose(2, 3, 1, 0))
         elif mod and mod[-1] == "bn" and leaf in ("weight", "bias"):
@@ -608,7 +611,7 @@ def _extract(model: InceptionV3, variables, images):
 
 class InceptionExtractor:
     """uint8 images (N, H, W, C in {1, 3}) -> {"features": float32 (N, 2048) pool3,
-    "logits": float32 (N, 1008)}, with the FID InceptionV3.
+    "logits": float32 (N, 1008) pool3 @ W without the fc bias}, with the FID InceptionV3.
 
     `name` and `fingerprint` (sha256 prefix of the weights file) identify the extractor for
     feature caches. Batches are padded to `batch_size`, so one compile per image size."""

@@ -1,0 +1,38 @@
+"""The default recipe's results are recorded: a change that moves them fails here, so the record
+in experiments/digits_dcgan/ is regenerated (experiments/digits_dcgan/run.sh) on purpose."""
+
+import hashlib
+
+import jax
+import numpy as np
+import pytest
+
+from gan_jax.configs import digits_dcgan
+from gan_jax.train import train_and_evaluate
+
+STEPS = 200
+# sha256 of the EMA generator (params, then collections) after STEPS steps of the default recipe,
+# on one CPU device with this jax version (XLA:CPU results may differ between versions).
+RECORDED_JAX = "0.10.2"
+RECORDED_DIGEST = "4b1d3f7a18e8d5483126bda6e0f517f2bb1dd83d45c51525a0807d0706c1cfb7"
+
+
+def ema_digest(state) -> str:
+    """sha256 of the bytes of every EMA leaf, in tree order."""
+    leaves = jax.tree.leaves(jax.device_get((state.ema_params, state.ema_state)))
+    return hashlib.sha256(b"".join(np.asarray(x).tobytes() for x in leaves)).hexdigest()
+
+
+@pytest.mark.slow
+def test_default_recipe_matches_its_recorded_digest(one_device, tmp_path):
+    if jax.__version__ != RECORDED_JAX:
+        pytest.skip(f"digest recorded with jax {RECORDED_JAX}, this is {jax.__version__}")
+    config = digits_dcgan.get_config()
+    config.train.num_steps = STEPS
+    config.eval.every_steps = 0
+    config.train.sample_every_steps = 0
+    state = train_and_evaluate(config, tmp_path, devices=one_device, progress=False)
+    digest = ema_digest(state)
+    assert digest == RECORDED_DIGEST, (
+        f"the default recipe's results moved (digest {digest}): if on purpose, rerun "
+        "experiments/digits_dcgan/run.sh, update its README and RECORDED_DIGEST")
