@@ -175,6 +175,15 @@ def progressive_section(config: ml_collections.ConfigDict) -> ml_collections.Con
     return config
 
 
+def adam(c: ml_collections.ConfigDict, learning_rate: float, b1: float, b2: float
+         ) -> ml_collections.ConfigDict:
+    """Make the optimizer section `c` Adam(learning_rate, b1, b2), constant rate."""
+    c.name = "adam"
+    c.learning_rate = learning_rate
+    c.b1, c.b2 = b1, b2
+    return c
+
+
 def lazy_adam(c: ml_collections.ConfigDict, learning_rate: float, b1: float, b2: float,
               reg_interval: int) -> ml_collections.ConfigDict:
     """NVlabs' Adam for a network regularised every `reg_interval` steps (stylegan2-ada-pytorch

@@ -19,13 +19,16 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
 
     batch: {'image': uint8 (n_critic, B_local, H, W, C), optional 'label': (n_critic, B_local)}.
     Randomness: fold_in(state.key, step), then fold_in(critic iteration) and the global example
-    index, so it is a pure function of (seed, step, example) whatever the device count.
+    index, so it is a pure function of (seed, step, example) whatever the device count. The G
+    step draws train.g_batch_size fakes (default batch_size), keyed by their global index too.
 
     metrics['params_finite'] is 1 when every updated param is finite. With
     train.on_nonfinite='skip', a step whose losses or updated params are non-finite is not applied:
     the returned state is the input state with step + 1 and skipped + 1.
     """
     n_critic = config.train.n_critic
+    batch_size = config.train.batch_size
+    g_batch_size = config.train.g_batch_size or batch_size
     clip_value = config.loss.clip_value
     ema_decay, ema_start = config.ema.decay, config.ema.start_step
     skip_nonfinite = config.train.on_nonfinite == "skip"
@@ -53,7 +56,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
             critic_update, (state.d_params, state.d_opt_state, state.d_state),
             (batch, jnp.arange(n_critic)))
 
-        keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic), local_batch)
+        keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic),
+                                     local_batch * g_batch_size // batch_size)
         last_batch = jax.tree.map(lambda x: x[-1], batch)
         grads, (g_state, g_metrics) = jax.grad(task.generator_loss, has_aux=True)(
             parallel.per_device(state.g_params), state.g_state, d_params, d_state, last_batch, keys,

@@ -49,6 +49,9 @@ def _set(config, key, value):
     ("ema.decay", 1.0, "config.ema.decay: must be in [0, 1)"),
     ("loss.gp_weight", 10.0, "config.model.d_norm: gradient penalties"),
     ("checkpoint.keep", 0, "config.checkpoint.keep: must be >= 1"),
+    ("train.g_batch_size", 12, "config.train.g_batch_size: 12 is not divisible by the 8 devices"),
+    ("loss.r1_mode", "lazy", "config.loss.r1_mode: 'lazy' is not one of folded, separate"),
+    ("optim.d.decay", 1.0, "config.optim.d.decay: must be in [0, 1)"),
 ])
 def test_bad_values_name_the_key(key, value, message):
     config = digits_dcgan.get_config()

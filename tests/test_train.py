@@ -245,3 +245,21 @@ def test_lazy_r1_runs_every_r1_every_steps(tiny_config, one_device, tmp_path):
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     r1 = {l["step"]: l["r1"] for l in lines}  # logged after the step: step k ran at index k - 1
     assert r1[2] > 0 and r1[4] > 0 and r1[1] == 0 and r1[3] == 0  # every 2nd step, from step 2
+
+
+def test_generator_batch_size_is_device_count_invariant(tiny_config, tmp_path):
+    """train.g_batch_size fakes in the G step, keyed by global index: 1 device == 8 devices, and
+    the run differs from one with G on batch_size fakes."""
+    tiny_config.model.g_norm = tiny_config.model.d_norm = "layer"
+    tiny_config.train.num_steps = 2
+    tiny_config.train.g_batch_size = 32
+    one = train_and_evaluate(tiny_config, tmp_path / "one", devices=jax.devices()[:1],
+                             progress=False)
+    eight = train_and_evaluate(tiny_config, tmp_path / "eight", devices=jax.devices()[:8],
+                               progress=False)
+    for x, y in zip(leaves(one), leaves(eight)):
+        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-6)
+    tiny_config.train.g_batch_size = 0
+    same_as_d = train_and_evaluate(tiny_config, tmp_path / "b", devices=jax.devices()[:1],
+                                   progress=False)
+    assert not np.array_equal(leaves(one)[0], leaves(same_as_d)[0])
