@@ -310,10 +310,15 @@ class ProgressiveTask(tasks.ImageGANTask):
     def discriminator_loss(self, d_params, d_state, g_params, g_state, batch, keys, step):
         level, alpha = self.schedule(step)
         batch = dict(batch, image=fade_images(batch["image"], level, alpha, self.resolutions))
-        loss, (new_state, metrics) = super().discriminator_loss(
+        loss, (new_state, g_state, metrics) = super().discriminator_loss(
             d_params, d_state, g_params, g_state, batch, keys, step)
         metrics = {**metrics, "level": level.astype(jnp.float32), "alpha": alpha}
-        return loss, (new_state, metrics)
+        return loss, (new_state, g_state, metrics)
+
+    def r1_loss(self, d_params, d_state, batch, keys, step):
+        level, alpha = self.schedule(step)
+        batch = dict(batch, image=fade_images(batch["image"], level, alpha, self.resolutions))
+        return super().r1_loss(d_params, d_state, batch, keys, step)
 
 
 # --- builders (registered in gan_jax.models / gan_jax.tasks) ---------------------------------
