@@ -85,6 +85,11 @@ class ImageGANTask:
         """True when R1 is its own D update (`r1_loss`) rather than part of `discriminator_loss`."""
         return bool(self.r1_weight) and self.r1_every > 1 and self.r1_mode == "separate"
 
+    def resets_optimizers(self, step: Array) -> Array:
+        """bool: whether step `step` starts G's and D's optimizers from a fresh state (never here;
+        progressive growing at a new level)."""
+        return jnp.zeros((), bool)
+
     def init(self, key: Array, image_shape: tuple[int, int, int]) -> tuple[Variables, Variables]:
         """Variables {'params': ..., other collections} of G and D."""
         kg, kd = jax.random.split(key)

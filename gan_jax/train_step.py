@@ -24,6 +24,7 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
     With a separate lazy R1 (task.separate_r1), steps s with (s + 1) % r1_every == 0 add a D
     update on task.r1_loss after the critic updates, with the same optimizer (NVlabs' Dreg).
     G's collections named in task.d_step_g_collections carry from the D steps into the G step.
+    On steps where task.resets_optimizers(step), both optimizers start from a fresh init.
 
     metrics['params_finite'] is 1 when every updated param is finite. With
     train.on_nonfinite='skip', a step whose losses or updated params are non-finite is not applied:
@@ -40,6 +41,11 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
         batch = dict(batch, image=images.to_float(batch["image"]))
         local_batch = batch["image"].shape[1]
         step_key = jax.random.fold_in(state.key, state.step)
+        reset = task.resets_optimizers(state.step)
+        g_opt_state, d_opt_state = jax.tree.map(
+            lambda fresh, old: jnp.where(reset, fresh, old),
+            (g_tx.init(state.g_params), d_tx.init(state.d_params)),
+            (state.g_opt_state, state.d_opt_state))
 
         def apply_d(d_params, d_opt_state, grads):
             updates, d_opt_state = d_tx.update(grads, d_opt_state, d_params)
@@ -61,7 +67,7 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
             return (d_params, d_opt_state, d_state, {**g_state, **written}), metrics
 
         (d_params, d_opt_state, d_state, g_state), d_metrics = jax.lax.scan(
-            critic_update, (state.d_params, state.d_opt_state, state.d_state, state.g_state),
+            critic_update, (state.d_params, d_opt_state, state.d_state, state.g_state),
             (batch, jnp.arange(n_critic)))
         last_batch = jax.tree.map(lambda x: x[-1], batch)
 
@@ -87,7 +93,7 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
             parallel.per_device(state.g_params), g_state, d_params, d_state, last_batch, keys,
             state.step)
         grads, g_state = parallel.mean_over_devices((grads, g_state))
-        updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
+        updates, g_opt_state = g_tx.update(grads, g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)
 
         ema_params = state.ema_params
