@@ -137,6 +137,7 @@ def resnet_model(config: ml_collections.ConfigDict, g_channels, d_channels, d_do
     m.attention_resolution = 0       # self-attention after the G/D block at this size; 0: none
     m.g_spectral_norm = False        # spectral norm in G (BigGAN: True)
     m.d_spectral_norm = True
+    m.weight_init = "xavier"         # weights: xavier (SNGAN) | N02 (N(0, 0.02), BigGAN-PyTorch)
     m.g_norm = m.d_norm = "batch"    # (DCGAN keys; the ResNet G always uses (c)BN, D none)
     return config
 

@@ -1,6 +1,6 @@
 """Class-conditional BigGAN on CIFAR-10, as BigGAN-PyTorch's CIFAR script (launch_cifar_ema.sh):
 G and D 256 channels (ch 64 x 4), batch 50, 4 D steps per G step, Adam(2e-4, 0, 0.999) for both,
-hinge loss, spectral norm in G and D, EMA 0.9999 from step 1000, no attention, no orthogonal
+hinge loss, spectral norm in G and D, N(0, 0.02) init of G and D, EMA 0.9999 from step 1000, no attention, no orthogonal
 regularisation; plus BigGAN's shared class embedding (128) and hierarchical latent (z 128 = 4 x
 32), which the ImageNet models use. Batch 50 divides over 1, 2, 5 or 10 devices; on 8 use
 --config.train.batch_size=48 (or 56)."""
@@ -21,6 +21,7 @@ def get_config():
     m.shared_dim = 128
     m.hierarchical = True
     m.g_spectral_norm = True
+    m.weight_init = "N02"            # launch_cifar_ema.sh: --G_init N02 --D_init N02
     config.loss.name = "hinge"
     base.adam(config.optim.g, 2e-4, 0.0, 0.999)
     base.adam(config.optim.d, 2e-4, 0.0, 0.999)

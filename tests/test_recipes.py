@@ -77,6 +77,8 @@ RECIPES = [
     ("cifar10_biggan", "model.g_spectral_norm", True, BIGGAN),
     ("cifar10_biggan", "model.d_spectral_norm", True, BIGGAN),
     ("cifar10_biggan", "loss.ortho_weight", 0.0, BIGGAN),
+    ("cifar10_biggan", "model.weight_init", "N02", BIGGAN + " (--G_init N02 --D_init N02)"),
+    ("cifar10_sngan", "model.weight_init", "xavier", SNGAN + " (Chainer's GlorotUniform)"),
     ("cifar10_stylegan2", "optim.g.learning_rate", 0.0025 * G_RATIO, NVLABS),
     ("cifar10_stylegan2", "optim.d.learning_rate", 0.0025 * D_RATIO, NVLABS),
     ("cifar10_stylegan2", "optim.g.b1", 0.0, NVLABS),
