@@ -5,14 +5,15 @@ of 4, batch 64, Adam lr 0.0025, R1 gamma 0.0002 * 64**2 / 64 = 0.0128 every 16 s
 half-life 20 kimg, style mixing 0.9 (path length regularisation is not implemented here).
 """
 
-from gan_jax.configs import digits_stylegan2
+from gan_jax.configs import base
 
 
 def get_config():
-    config = digits_stylegan2.get_config()
+    config = base.get_config()
     config.data.name = "tfds:celeb_a"
     config.data.resolution = 64
     config.data.channels = 3
+    base.stylegan2_section(config)
     config.model.latent_dim = 512
     s = config.stylegan2
     s.w_dim = 512
@@ -22,10 +23,12 @@ def get_config():
     s.d_architecture = "resnet"
     s.mbstd_group_size = 4
     s.style_mixing_prob = 0.9
+    config.loss.name = "non_saturating"
     config.loss.r1_weight = 0.0128
     config.loss.r1_every = 16
-    digits_stylegan2.lazy_adam(config.optim.g, 0.0025, 4)
-    digits_stylegan2.lazy_adam(config.optim.d, 0.0025, 16)
+    config.loss.r1_mode = "separate"
+    base.lazy_adam(config.optim.g, 0.0025, 0.0, 0.99, 4)
+    base.lazy_adam(config.optim.d, 0.0025, 0.0, 0.99, 16)
     config.train.batch_size = 64
     config.train.num_steps = 390_625             # 25,000 kimg at batch 64 (NVlabs' default)
     config.train.log_every_steps = 512  # a multiple of loss.r1_every: the logged r1 is real

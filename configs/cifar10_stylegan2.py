@@ -2,19 +2,20 @@
 
 As their train.py: 512-d z and w, 2 mapping layers, channel_base 32768 (512 channels at every
 resolution), D without residual skips ('orig'), minibatch stddev groups of 32, no style mixing,
-R1 gamma 0.01 every 16 steps, Adam lr 0.0025 with betas (0, 0.99) (adjusted for lazy
-regularisation), batch 64, 100,000 kimg, G EMA half-life 500 kimg (their 5% ramp-up is
+R1 gamma 0.01 every 16 steps as its own D update, Adam lr 0.0025 with betas (0, 0.99) (adjusted
+for lazy regularisation), batch 64, 100,000 kimg, G EMA half-life 500 kimg (their 5% ramp-up is
 approximated by ema.start_step). Recipe and published numbers: experiments/cifar10_stylegan2/.
 """
 
-from gan_jax.configs import digits_stylegan2
+from gan_jax.configs import base
 
 
 def get_config():
-    config = digits_stylegan2.get_config()
+    config = base.get_config()
     config.data.name = "tfds:cifar10:train"
     config.data.resolution = 32
     config.data.channels = 3
+    base.stylegan2_section(config)
     config.model.latent_dim = 512
     s = config.stylegan2
     s.w_dim = 512
@@ -24,10 +25,12 @@ def get_config():
     s.d_architecture = "orig"
     s.mbstd_group_size = 32
     s.style_mixing_prob = 0.0
+    config.loss.name = "non_saturating"
     config.loss.r1_weight = 0.01
     config.loss.r1_every = 16
-    digits_stylegan2.lazy_adam(config.optim.g, 0.0025, 4)
-    digits_stylegan2.lazy_adam(config.optim.d, 0.0025, 16)
+    config.loss.r1_mode = "separate"
+    base.lazy_adam(config.optim.g, 0.0025, 0.0, 0.99, 4)
+    base.lazy_adam(config.optim.d, 0.0025, 0.0, 0.99, 16)
     config.train.batch_size = 64
     config.train.num_steps = 1_562_500           # 100,000 kimg at batch 64
     config.train.log_every_steps = 512  # a multiple of loss.r1_every: the logged r1 is real

@@ -7,14 +7,15 @@ regularisation is not implemented here).
 Set the folder on the command line: --config.data.name=folder:/data/ffhq256
 """
 
-from gan_jax.configs import digits_stylegan2
+from gan_jax.configs import base
 
 
 def get_config():
-    config = digits_stylegan2.get_config()
+    config = base.get_config()
     config.data.name = "folder:/path/to/images"  # placeholder: every image under this folder
     config.data.resolution = 256
     config.data.channels = 3
+    base.stylegan2_section(config)
     config.model.latent_dim = 512
     s = config.stylegan2
     s.w_dim = 512
@@ -24,10 +25,12 @@ def get_config():
     s.d_architecture = "resnet"
     s.mbstd_group_size = 8
     s.style_mixing_prob = 0.9
+    config.loss.name = "non_saturating"
     config.loss.r1_weight = 1.0
     config.loss.r1_every = 16
-    digits_stylegan2.lazy_adam(config.optim.g, 0.0025, 4)
-    digits_stylegan2.lazy_adam(config.optim.d, 0.0025, 16)
+    config.loss.r1_mode = "separate"
+    base.lazy_adam(config.optim.g, 0.0025, 0.0, 0.99, 4)
+    base.lazy_adam(config.optim.d, 0.0025, 0.0, 0.99, 16)
     config.train.batch_size = 64
     config.train.num_steps = 390_625             # 25,000 kimg at batch 64
     config.train.log_every_steps = 512  # a multiple of loss.r1_every: the logged r1 is real

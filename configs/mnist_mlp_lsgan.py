@@ -1,4 +1,5 @@
-"""MLP GAN with the least-squares loss (Mao et al. 2017) on MNIST (TFDS, 28x28x1)."""
+"""MLP GAN with the least-squares loss (Mao et al. 2017) on MNIST (TFDS, 28x28x1): the MNIST
+DCGAN recipe (configs/mnist_dcgan.py) with an MLP G and D without normalisation."""
 
 from gan_jax.configs import mnist_dcgan
 

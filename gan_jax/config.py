@@ -17,6 +17,7 @@ NON_MATH_PREFIXES = ("train.num_steps", "train.log_every_steps", "train.sample_e
                      "train.on_nonfinite", "train.max_skipped_steps",
                      "checkpoint.", "sample.", "eval.", "allow_config_change", "data.data_dir")
 NONFINITE_POLICIES = ("stop", "skip")
+R1_MODES = ("separate", "folded")
 
 
 class ConfigError(ValueError):
@@ -42,6 +43,7 @@ def _check_optimizer(config: ml_collections.ConfigDict, name: str) -> None:
     _require(c.learning_rate > 0, f"optim.{name}.learning_rate", "must be > 0")
     _require(c.schedule == "constant" or c.decay_steps > 0, f"optim.{name}.decay_steps",
              f"must be > 0 for schedule {c.schedule!r}")
+    _require(0 <= c.decay < 1, f"optim.{name}.decay", "must be in [0, 1)")
     _require(c.grad_clip_norm >= 0, f"optim.{name}.grad_clip_norm", "must be >= 0")
     for key in ("b1", "b2", "momentum"):
         _require(0 <= c[key] < 1, f"optim.{name}.{key}", f"must be in [0, 1), got {c[key]}")
@@ -85,6 +87,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
              f"{num_devices}")
     _require(train.batch_size % num_processes == 0, "train.batch_size",
              f"{train.batch_size} is not divisible by the {num_processes} processes")
+    _require(train.g_batch_size >= 0, "train.g_batch_size", "must be >= 0 (0: batch_size)")
+    _require(train.g_batch_size % num_devices == 0, "train.g_batch_size",
+             f"{train.g_batch_size} is not divisible by the {num_devices} devices; use a multiple "
+             f"of {num_devices}")
     _choice(config, "train.on_nonfinite", NONFINITE_POLICIES)
     _require(train.max_skipped_steps >= 0, "train.max_skipped_steps", "must be >= 0")
     _require(train.log_every_steps >= 1, "train.log_every_steps", "must be >= 1")
@@ -97,6 +103,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     _check_eval(config)
     for key in ("gp_weight", "r1_weight", "clip_value", "ortho_weight"):
         _require(config.loss[key] >= 0, f"loss.{key}", "must be >= 0")
+    _choice(config, "loss.r1_mode", R1_MODES)
     _require(config.loss.r1_every >= 1, "loss.r1_every", "must be >= 1 (1: R1 at every step)")
     try:
         augment.parse_policy(config.augment.policy)

@@ -1,4 +1,4 @@
-"""Optax optimizers from config: `optim.g` and `optim.d` sections (see configs/digits_dcgan.py)."""
+"""Optax optimizers from config: `optim.g` and `optim.d` sections (keys: configs/base.py `optimizer`)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ OPTIMIZERS: dict[str, Callable[[ml_collections.ConfigDict, optax.Schedule],
     "adam": lambda c, lr: optax.adam(lr, b1=c.b1, b2=c.b2, eps=c.eps),
     "adamw": lambda c, lr: optax.adamw(lr, b1=c.b1, b2=c.b2, eps=c.eps,
                                        weight_decay=c.weight_decay),
-    "rmsprop": lambda c, lr: optax.rmsprop(lr, eps=c.eps, momentum=c.momentum or None),
+    # decay is torch's alpha; eps_in_sqrt=False is torch's g / (sqrt(v) + eps)
+    "rmsprop": lambda c, lr: optax.rmsprop(lr, decay=c.decay, eps=c.eps,
+                                           eps_in_sqrt=c.eps_in_sqrt, momentum=c.momentum or None),
     "sgd": lambda c, lr: optax.sgd(lr, momentum=c.momentum or None),
 }
 

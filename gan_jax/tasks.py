@@ -2,7 +2,9 @@
 losses; the train step only differentiates, averages and applies updates.
 
 A task's losses are pure functions of (params, mutable collections, a batch slice, per-example
-keys, the train step) and return (loss, (new mutable collections, metrics)). Multi-network models
+keys, the train step) and return (loss, aux): the generator loss (loss, (new G collections,
+metrics)), the discriminator loss (loss, (new D collections, G collections, metrics)), where the G
+collections are G's input ones with those named in `d_step_g_collections` written back. Multi-network models
 (CycleGAN's two generators and two discriminators) are tasks whose params are dicts of networks;
 model families with their own training tricks (StyleGAN2's lazy R1 and style mixing, progressive
 growing's fade-in) subclass `ImageGANTask` and override what differs.
@@ -55,6 +57,12 @@ class ImageGANTask:
       per-example keys and reals bring theirs (batch['label']).
     r1_every: lazy R1 (StyleGAN2): the penalty is computed only on steps divisible by it, with its
       weight multiplied by it; other steps do not pay for the double backward pass.
+    r1_mode: with r1_every > 1, 'separate': `r1_loss` is its own D update on those steps, after the
+      main one (NVlabs' Dreg phase; the train step applies it); 'folded': R1 is added to the
+      discriminator loss of those steps.
+    d_step_g_collections: G's mutable collections that the D step's training-mode G calls update
+      and write back (StyleGAN2: 'w_avg', as NVlabs' mapping in the Dmain phase); the others are
+      left as they were.
     augment: applied to every image D sees (DiffAugment), reals and fakes from separate streams.
     ortho_weight: BigGAN's orthogonal regularisation of G's weights (losses.orthogonal_regularization).
     """
@@ -67,8 +75,20 @@ class ImageGANTask:
     gp_weight: float = 0.0
     r1_weight: float = 0.0
     r1_every: int = 1
+    r1_mode: str = "folded"
     augment: Augment | None = None
     ortho_weight: float = 0.0
+    d_step_g_collections: tuple[str, ...] = ()
+
+    @property
+    def separate_r1(self) -> bool:
+        """True when R1 is its own D update (`r1_loss`) rather than part of `discriminator_loss`."""
+        return bool(self.r1_weight) and self.r1_every > 1 and self.r1_mode == "separate"
+
+    def resets_optimizers(self, step: Array) -> Array:
+        """bool: whether step `step` starts G's and D's optimizers from a fresh state (never here;
+        progressive growing at a new level)."""
+        return jnp.zeros((), bool)
 
     def init(self, key: Array, image_shape: tuple[int, int, int]) -> tuple[Variables, Variables]:
         """Variables {'params': ..., other collections} of G and D."""
@@ -113,11 +133,13 @@ class ImageGANTask:
 
     def discriminator_loss(self, d_params, d_state, g_params, g_state, batch: Batch, keys: Array,
                            step: Array):
-        """D loss on a real batch and fakes from per-example keys; G's collections are not updated."""
+        """D loss on a real batch and fakes from per-example keys; of G's collections only those
+        named in `d_step_g_collections` are updated."""
         real, real_labels = batch["image"], self.real_labels(batch)
         fake_labels = self.labels(keys)
-        fake, _ = self.generate(g_params, g_state, self.latents(keys), fake_labels, keys, step,
-                                train=True)
+        fake, new_g_state = self.generate(g_params, g_state, self.latents(keys), fake_labels, keys,
+                                          step, train=True)
+        g_state = {**g_state, **{name: new_g_state[name] for name in self.d_step_g_collections}}
         fake = jax.lax.stop_gradient(fake)
         real_logits, new_state = self.critic(
             d_params, d_state, self.augmented(real, keys, AUGMENT_REAL), real_labels, step)
@@ -131,7 +153,7 @@ class ImageGANTask:
             alpha = jax.vmap(jax.random.uniform)(fold_keys(keys, INTERPOLATION))
             metrics["gp"] = losses.gradient_penalty(critic_fn, real, fake, alpha)
             loss = loss + self.gp_weight * metrics["gp"]
-        if self.r1_weight:
+        if self.r1_weight and not self.separate_r1:
             if self.r1_every > 1:
                 # R1 runs on steps s with (s + 1) % r1_every == 0, so that logging every
                 # multiple of r1_every steps (metrics are those of the logged step) shows it.
@@ -142,7 +164,16 @@ class ImageGANTask:
             else:
                 metrics["r1"] = losses.r1_penalty(critic_fn, real)
             loss = loss + 0.5 * self.r1_weight * self.r1_every * metrics["r1"]
-        return loss, (new_state, metrics)
+        return loss, (new_state, g_state, metrics)
+
+    def r1_loss(self, d_params, d_state, batch: Batch, keys: Array, step: Array):
+        """(gamma / 2 * r1_every * R1 on the real batch, {'r1': R1}): the separate lazy-R1 update
+        (stylegan2-ada-pytorch training/loss.py, phase Dreg); D's collections are not updated."""
+        real, labels = batch["image"], self.real_labels(batch)
+        critic_fn = lambda x: self.critic(d_params, d_state, self.augmented(x, keys, AUGMENT_REAL),
+                                          labels, step)[0]
+        r1 = losses.r1_penalty(critic_fn, real)
+        return 0.5 * self.r1_weight * self.r1_every * r1, {"r1": r1}
 
     def generator_loss(self, g_params, g_state, d_params, d_state, batch: Batch, keys: Array,
                        step: Array):
@@ -177,7 +208,8 @@ def task_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
     c = config.loss
     return dict(loss=losses.LOSSES[c.name], latent_dim=config.model.latent_dim,
                 num_classes=config.model.num_classes, gp_weight=c.gp_weight,
-                r1_weight=c.r1_weight, r1_every=c.r1_every, ortho_weight=c.ortho_weight,
+                r1_weight=c.r1_weight, r1_every=c.r1_every, r1_mode=c.r1_mode,
+                ortho_weight=c.ortho_weight,
                 augment=augment.make_augment(augment.parse_policy(config.augment.policy)))
 
 

@@ -19,13 +19,20 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
 
     batch: {'image': uint8 (n_critic, B_local, H, W, C), optional 'label': (n_critic, B_local)}.
     Randomness: fold_in(state.key, step), then fold_in(critic iteration) and the global example
-    index, so it is a pure function of (seed, step, example) whatever the device count.
+    index, so it is a pure function of (seed, step, example) whatever the device count. The G
+    step draws train.g_batch_size fakes (default batch_size), keyed by their global index too.
+    With a separate lazy R1 (task.separate_r1), steps s with (s + 1) % r1_every == 0 add a D
+    update on task.r1_loss after the critic updates, with the same optimizer (NVlabs' Dreg).
+    G's collections named in task.d_step_g_collections carry from the D steps into the G step.
+    On steps where task.resets_optimizers(step), both optimizers start from a fresh init.
 
     metrics['params_finite'] is 1 when every updated param is finite. With
     train.on_nonfinite='skip', a step whose losses or updated params are non-finite is not applied:
     the returned state is the input state with step + 1 and skipped + 1.
     """
     n_critic = config.train.n_critic
+    batch_size = config.train.batch_size
+    g_batch_size = config.train.g_batch_size or batch_size
     clip_value = config.loss.clip_value
     ema_decay, ema_start = config.ema.decay, config.ema.start_step
     skip_nonfinite = config.train.on_nonfinite == "skip"
@@ -34,32 +41,59 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
         batch = dict(batch, image=images.to_float(batch["image"]))
         local_batch = batch["image"].shape[1]
         step_key = jax.random.fold_in(state.key, state.step)
+        reset = task.resets_optimizers(state.step)
+        g_opt_state, d_opt_state = jax.tree.map(
+            lambda fresh, old: jnp.where(reset, fresh, old),
+            (g_tx.init(state.g_params), d_tx.init(state.d_params)),
+            (state.g_opt_state, state.d_opt_state))
 
-        def critic_update(carry, inputs):
-            d_params, d_opt_state, d_state = carry
-            sub_batch, i = inputs
-            keys = parallel.example_keys(jax.random.fold_in(step_key, i), local_batch)
-            grads, (d_state, metrics) = jax.grad(task.discriminator_loss, has_aux=True)(
-                parallel.per_device(d_params), d_state, state.g_params, state.g_state, sub_batch, keys,
-                state.step)
-            grads, d_state = parallel.mean_over_devices((grads, d_state))
+        def apply_d(d_params, d_opt_state, grads):
             updates, d_opt_state = d_tx.update(grads, d_opt_state, d_params)
             d_params = optax.apply_updates(d_params, updates)
             if clip_value:
                 d_params = jax.tree.map(lambda p: jnp.clip(p, -clip_value, clip_value), d_params)
-            return (d_params, d_opt_state, d_state), metrics
+            return d_params, d_opt_state
 
-        (d_params, d_opt_state, d_state), d_metrics = jax.lax.scan(
-            critic_update, (state.d_params, state.d_opt_state, state.d_state),
+        def critic_update(carry, inputs):
+            d_params, d_opt_state, d_state, g_state = carry
+            sub_batch, i = inputs
+            keys = parallel.example_keys(jax.random.fold_in(step_key, i), local_batch)
+            grads, (d_state, g_state, metrics) = jax.grad(task.discriminator_loss, has_aux=True)(
+                parallel.per_device(d_params), d_state, state.g_params, g_state, sub_batch, keys,
+                state.step)
+            written = {name: g_state[name] for name in task.d_step_g_collections}
+            grads, d_state, written = parallel.mean_over_devices((grads, d_state, written))
+            d_params, d_opt_state = apply_d(d_params, d_opt_state, grads)
+            return (d_params, d_opt_state, d_state, {**g_state, **written}), metrics
+
+        (d_params, d_opt_state, d_state, g_state), d_metrics = jax.lax.scan(
+            critic_update, (state.d_params, d_opt_state, state.d_state, state.g_state),
             (batch, jnp.arange(n_critic)))
-
-        keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic), local_batch)
         last_batch = jax.tree.map(lambda x: x[-1], batch)
+
+        if task.separate_r1:  # lazy R1 as its own D update (NVlabs' Dreg phase)
+            def regularize(carry):
+                d_params, d_opt_state = carry
+                keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic + 1),
+                                             local_batch)
+                grads, r1_metrics = jax.grad(task.r1_loss, has_aux=True)(
+                    parallel.per_device(d_params), d_state, last_batch, keys, state.step)
+                grads, r1_metrics = parallel.mean_over_devices((grads, r1_metrics))
+                return apply_d(d_params, d_opt_state, grads), r1_metrics["r1"]
+
+            # on steps s with (s + 1) % r1_every == 0, as the folded mode (see tasks.py)
+            (d_params, d_opt_state), r1 = jax.lax.cond(
+                (state.step + 1) % task.r1_every == 0, regularize,
+                lambda carry: (carry, jnp.zeros((), jnp.float32)), (d_params, d_opt_state))
+            d_metrics = {**d_metrics, "r1": jnp.broadcast_to(r1, (n_critic,))}
+
+        keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic),
+                                     local_batch * g_batch_size // batch_size)
         grads, (g_state, g_metrics) = jax.grad(task.generator_loss, has_aux=True)(
-            parallel.per_device(state.g_params), state.g_state, d_params, d_state, last_batch, keys,
+            parallel.per_device(state.g_params), g_state, d_params, d_state, last_batch, keys,
             state.step)
         grads, g_state = parallel.mean_over_devices((grads, g_state))
-        updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
+        updates, g_opt_state = g_tx.update(grads, g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)
 
         ema_params, ema_state = state.ema_params, state.ema_state

@@ -64,6 +64,9 @@ def _set(config, key, value):
     ("optim.g.eps", 0.0, "config.optim.g.eps: must be > 0, got 0.0"),
     ("optim.g.weight_decay", -1e-4, "config.optim.g.weight_decay: must be >= 0"),
     ("optim.d.warmup_steps", -1, "config.optim.d.warmup_steps: must be >= 0"),
+    ("train.g_batch_size", 12, "config.train.g_batch_size: 12 is not divisible by the 8 devices"),
+    ("loss.r1_mode", "lazy", "config.loss.r1_mode: 'lazy' is not one of folded, separate"),
+    ("optim.d.decay", 1.0, "config.optim.d.decay: must be in [0, 1)"),
 ])
 def test_bad_values_name_the_key(key, value, message):
     config = digits_dcgan.get_config()

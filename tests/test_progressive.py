@@ -64,6 +64,15 @@ def test_schedule_values_at_phase_boundaries():
     assert [(int(l), float(a)) for l, a in (one_level(s) for s in (0, 5, 99))] == [(0, 1.0)] * 3
 
 
+def test_segments_change_where_pggan_lod_changes_floor_or_ceil():
+    """PGGAN resets Adam when floor(lod) or ceil(lod) changes: as a fade-in starts and ends."""
+    schedule = Schedule(num_levels=3, fade_steps=4, stable_steps=2)
+    assert [int(schedule.segment(s)) for s in range(14)] == [0, 0, 1, 1, 1, 1, 2, 2, 3, 3, 3, 3,
+                                                             4, 4]
+    no_fade = Schedule(num_levels=3, fade_steps=0, stable_steps=3)
+    assert [int(no_fade.segment(s)) for s in (2, 3, 5, 6)] == [0, 2, 2, 4]
+
+
 # --- networks --------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -189,9 +198,40 @@ def test_inactive_levels_get_no_updates_and_d_loss_falls():
     assert np.mean(d_losses[-5:]) < np.mean(d_losses[:5]) - 0.3, d_losses
 
 
+def test_optimizers_restart_fresh_where_a_fade_in_starts_and_ends():
+    """At steps 2 (8 px fades in) and 6 (8 px stable) the step's updates are those of a fresh
+    optimizer state, whatever the moments before; on other steps they are not."""
+    config = tiny_config()
+    run = run_lib.build_run(config, jax.devices()[:1])
+    assert [bool(run.task.resets_optimizers(s)) for s in range(9)] == [
+        False, False, True, False, False, False, True, False, False]
+    step_fn = run.train_step(donate=False)
+    d = config.data
+    fresh = lambda s: s.replace(g_opt_state=run.g_tx.init(s.g_params),
+                                d_opt_state=run.d_tx.init(s.d_params))
+    state = run.init_state()
+    with BatchIterator(make_source(d.name, d.resolution, d.channels), config.train.seed, 0,
+                       config.train.batch_size, config.train.n_critic, 0, 1) as batches:
+        for step in range(7):
+            batch = parallel.put_batch(next(batches)[1], run.mesh)
+            if step in (2, 3, 6):
+                after, _ = step_fn(state, batch)
+                from_fresh, _ = step_fn(fresh(state), batch)
+                same = all(np.array_equal(x, y) for x, y in zip(
+                    jax.tree.leaves((after.g_params, after.d_params, after.g_opt_state,
+                                     after.d_opt_state)),
+                    jax.tree.leaves((from_fresh.g_params, from_fresh.d_params,
+                                     from_fresh.g_opt_state, from_fresh.d_opt_state))))
+                assert same == (step != 3), step
+                if step != 3:
+                    assert int(after.g_opt_state[0].count) == 1
+                    assert int(after.d_opt_state[0].count) == config.train.n_critic
+            state, _ = step_fn(state, batch)
+
+
 def test_resume_in_the_middle_of_a_fade_in_equals_unbroken_run(tmp_path):
     """Resumed from the checkpoint of step 4 (8 px fading in, alpha 0.5) into the 8 px stable
-    phase: bitwise the unbroken run. (That checkpoint is what a run stopped at step 4 leaves;
+    phase, across the optimizer reset at step 6: bitwise the unbroken run. (That checkpoint is what a run stopped at step 4 leaves;
     test_train proves stopping there and resuming is the same as continuing.)"""
     config = tiny_config()
     config.train.num_steps = 10

@@ -279,3 +279,35 @@ def test_label_errors(conditional_run):
     run, state, _ = conditional_run
     with pytest.raises(ValueError, match=r"label 10 is outside \[0, 10\)"):
         sample.generate_images(run.task, state, 2, seed=0, labels=10)
+
+
+def _weights(variables):
+    """{path: array} of every conv/dense kernel and embedding table in `variables['params']`."""
+    flat = jax.tree_util.tree_flatten_with_path(variables["params"])[0]
+    return {jax.tree_util.keystr(path): np.asarray(x) for path, x in flat
+            if path[-1].key in ("kernel", "embedding")}
+
+
+def test_n02_init_draws_every_weight_from_normal_0_02():
+    """model.weight_init='N02' (BigGAN-PyTorch --G_init/--D_init N02): every conv, dense and
+    embedding weight of G and D (shared embedding, cBN linears, attention, projection) is
+    N(0, 0.02); 'xavier' (the default) is not."""
+    config = _tiny_conditional()
+    config.model.weight_init = "N02"
+    _, _, g_vars, d_vars, _, _ = _init(config)
+    weights = {**_weights(g_vars), **{"D" + k: v for k, v in _weights(d_vars).items()}}
+    assert any("shared" in k for k in weights) and any("projection" in k for k in weights)
+    everything = np.concatenate([w.ravel() for w in weights.values()])
+    assert abs(np.std(everything) - 0.02) < 0.0005 and abs(np.mean(everything)) < 0.0005
+    for name, w in weights.items():
+        assert np.max(np.abs(w)) < 0.02 * 6, name
+    config.model.weight_init = "xavier"
+    _, _, g_vars, _, _, _ = _init(config)
+    assert abs(np.std(np.concatenate([w.ravel() for w in _weights(g_vars).values()])) - 0.02) > 0.05
+
+
+def test_unknown_weight_init_is_refused_naming_the_key():
+    config = _tiny_conditional()
+    config.model.weight_init = "ortho"
+    with pytest.raises(config_lib.ConfigError, match=r"^config\.model\.weight_init: 'ortho' is not"):
+        config_lib.validate(config)

@@ -399,9 +399,10 @@ def test_mixing_cutoffs_are_drawn_per_example():
 
 
 @pytest.mark.slow  # 30 s of compiling; tests/test_train.py checks lazy R1's schedule quickly
-def test_lazy_r1_is_computed_only_on_its_steps():
+def test_folded_lazy_r1_is_computed_only_on_its_steps():
     config = tiny_config()
     config.loss.r1_every = 4
+    config.loss.r1_mode = "folded"
     task = sg.build_task(config)
     g_vars, d_vars = task.init(jax.random.key(0), (8, 8, 1))
     g_params, g_state = g_vars.pop("params"), g_vars
@@ -450,6 +451,29 @@ def _leaves(state):
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(
         (state.g_params, state.d_params, state.g_state, state.g_opt_state, state.d_opt_state,
          state.ema_params)))]
+
+
+def test_d_step_writes_back_w_avg():
+    """NVlabs updates w_avg in every training-mode mapping call, the D step's (Dmain) too: after
+    one step it has moved twice, first by the D step's latents, then by the G step's."""
+    config = tiny_config()
+    config.stylegan2.style_mixing_prob = 0.0
+    config.loss.r1_weight = 0.0
+    run = run_lib.build_run(config, jax.devices()[:1])
+    state = run.init_state()
+    with BatchIterator(make_source("digits", 8, 1), 0, 0, 16, 1, 0, 1) as batches:
+        after, _ = run.train_step(donate=False)(
+            state, parallel.put_batch(next(batches)[1], run.mesh))
+    step_key = jax.random.fold_in(state.key, 0)
+    mapping = sg.MappingNetwork(16, 16, 2, track_w_avg=False)
+    w_avg = state.g_state["w_avg"]["mapping"]["w_avg"]
+    for purpose in (0, 1):  # the D step's keys (critic iteration 0), then the G step's (n_critic)
+        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(step_key, purpose), i))(
+            jnp.arange(16))
+        w = mapping.apply({"params": state.g_params["mapping"]}, run.task.latents(keys))
+        w_avg = jnp.mean(w, axis=0) + 0.995 * (w_avg - jnp.mean(w, axis=0))
+    np.testing.assert_allclose(after.g_state["w_avg"]["mapping"]["w_avg"], w_avg, rtol=1e-5,
+                               atol=1e-6)
 
 
 def test_training_lowers_d_loss_and_is_deterministic():

@@ -7,11 +7,13 @@ import warnings
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 from PIL import Image
 
 from gan_jax import config as config_lib
 from gan_jax import parallel, run as run_lib, tasks
+from gan_jax.images import to_float as images_float
 from gan_jax.data.pipeline import BatchIterator
 from gan_jax.data.sources import make_source
 from gan_jax.train import train_and_evaluate
@@ -271,3 +273,65 @@ def test_resume_on_changed_folder_data_warns_in_one_line(tiny_config, one_device
                                             rf"{recorded['sha256'][:12]} -> [0-9a-f]{{12}}\); "
                                             rf"training goes on with the new data$"):
         train_and_evaluate(tiny_config, tmp_path / "run", devices=one_device, progress=False)
+
+
+def test_generator_batch_size_is_device_count_invariant(tiny_config, tmp_path):
+    """train.g_batch_size fakes in the G step, keyed by global index: 1 device == 8 devices, and
+    the run differs from one with G on batch_size fakes."""
+    tiny_config.model.g_norm = tiny_config.model.d_norm = "layer"
+    tiny_config.train.num_steps = 2
+    tiny_config.train.g_batch_size = 32
+    one = train_and_evaluate(tiny_config, tmp_path / "one", devices=jax.devices()[:1],
+                             progress=False)
+    eight = train_and_evaluate(tiny_config, tmp_path / "eight", devices=jax.devices()[:8],
+                               progress=False)
+    for x, y in zip(leaves(one), leaves(eight)):
+        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-6)
+    tiny_config.train.g_batch_size = 0
+    same_as_d = train_and_evaluate(tiny_config, tmp_path / "b", devices=jax.devices()[:1],
+                                   progress=False)
+    assert not np.array_equal(leaves(one)[0], leaves(same_as_d)[0])
+
+
+def _one_step(config, state_step):
+    """(run, state before, state after, batch) of one compiled step at `state_step`, 1 device."""
+    run = run_lib.build_run(config, jax.devices()[:1])
+    state = run.init_state().replace(step=jnp.int32(state_step))
+    with _batches(config, state_step) as batches:
+        batch = parallel.put_batch(next(batches)[1], run.mesh)
+    after, _ = run.train_step(donate=False)(state, batch)
+    return run, state, after, batch
+
+
+def _keys(step_key, purpose, n):
+    return jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(step_key, purpose), i))(
+        jnp.arange(n))
+
+
+def test_separate_lazy_r1_is_a_second_adam_update_on_the_r1_term(tiny_config):
+    """loss.r1_mode='separate': on an R1 step D takes its main Adam update, then one on
+    gamma/2 * k * R1 (NVlabs' Dmain then Dreg, one optimizer), composed here by hand."""
+    tiny_config.model.d_norm = "none"
+    tiny_config.loss.r1_weight, tiny_config.loss.r1_every = 1.0, 2
+    tiny_config.loss.r1_mode = "separate"
+    run, state, after, batch = _one_step(tiny_config, 1)  # (1 + 1) % 2 == 0: an R1 step
+    task, tx = run.task, run.d_tx
+    step_key = jax.random.fold_in(state.key, state.step)
+    sub_batch = jax.tree.map(lambda x: images_float(x[0]), jax.device_get(batch))
+    grads, (d_state, _, _) = jax.grad(task.discriminator_loss, has_aux=True)(
+        state.d_params, state.d_state, state.g_params, state.g_state, sub_batch,
+        _keys(step_key, 0, 16), state.step)
+    updates, opt = tx.update(grads, state.d_opt_state, state.d_params)
+    d_params = optax.apply_updates(state.d_params, updates)
+    grads, _ = jax.grad(task.r1_loss, has_aux=True)(d_params, d_state, sub_batch,
+                                                     _keys(step_key, 2, 16), state.step)
+    updates, opt = tx.update(grads, opt, d_params)
+    expected = optax.apply_updates(d_params, updates)
+    for x, y in zip(jax.tree.leaves(after.d_params), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+    assert int(after.d_opt_state[0].count) == 2  # two Adam updates on this step
+    _, _, off_step, _ = _one_step(tiny_config, 2)
+    assert int(off_step.d_opt_state[0].count) == 1
+    tiny_config.loss.r1_mode = "folded"
+    _, _, folded, _ = _one_step(tiny_config, 1)
+    assert int(folded.d_opt_state[0].count) == 1  # R1 inside the one main update

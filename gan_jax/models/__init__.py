@@ -10,7 +10,7 @@ import ml_collections
 
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_stages
 from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
-from gan_jax.models.resnet import ResNetDiscriminator, ResNetGenerator, generator_base
+from gan_jax.models.resnet import INITS, ResNetDiscriminator, ResNetGenerator, generator_base
 
 Pair = tuple[nn.Module, nn.Module]
 
@@ -38,9 +38,9 @@ def _resnet(config: ml_collections.ConfigDict) -> Pair:
     m, d = config.model, config.data
     return (ResNetGenerator(d.resolution, d.channels, tuple(m.g_channels), m.num_classes,
                             m.shared_dim, m.hierarchical, m.attention_resolution,
-                            m.g_spectral_norm, m.bn_momentum, _bn_axis(config)),
+                            m.g_spectral_norm, m.bn_momentum, _bn_axis(config), m.weight_init),
             ResNetDiscriminator(tuple(m.d_channels), tuple(m.d_down), m.num_classes,
-                                m.attention_resolution, m.d_spectral_norm))
+                                m.attention_resolution, m.d_spectral_norm, m.weight_init))
 
 
 def _unconditional(config: ml_collections.ConfigDict) -> None:
@@ -59,6 +59,9 @@ def _check_dcgan(config: ml_collections.ConfigDict) -> None:
 
 def _check_resnet(config: ml_collections.ConfigDict) -> None:
     m = config.model
+    if m.weight_init not in INITS:
+        raise ValueError(f"config.model.weight_init: {m.weight_init!r} is not one of "
+                         f"{', '.join(INITS)}")
     blocks = len(m.g_channels) - 1
     try:
         generator_base(config.data.resolution, blocks)

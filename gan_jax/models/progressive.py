@@ -71,6 +71,12 @@ class Schedule:
                  if self.fade_steps else jnp.float32(1.0))
         return level, jnp.where(level == 0, jnp.float32(1.0), alpha)
 
+    def segment(self, step: Array) -> Array:
+        """int32 stretch of steps over which PGGAN's lod keeps its floor and ceil: 0 at level 0,
+        2l - 1 while level l fades in, 2l once it is stable."""
+        level, alpha = self(step)
+        return 2 * level - (alpha < 1.0).astype(jnp.int32)
+
     def phase_start(self, level: int) -> int:
         """First step of `level` (its fade-in, or step 0 for level 0)."""
         return 0 if level == 0 else self.stable_steps + (level - 1) * (self.fade_steps
@@ -283,7 +289,10 @@ class WithDrift:
 class ProgressiveTask(tasks.ImageGANTask):
     """An ImageGANTask whose networks run at `schedule(step)`; D also sees the reals faded there.
 
-    Metrics add 'level' and 'alpha' of the step.
+    Metrics add 'level' and 'alpha' of the step. The optimizers restart from a fresh state
+    whenever the step enters a new `Schedule.segment` (a fade-in starts or ends), as
+    tkarras/progressive_growing_of_gans train.py with reset_opt_for_new_lod=True (floor or ceil
+    of lod changed); the count restarts too, so would a learning-rate schedule.
     """
 
     schedule: Schedule
@@ -296,6 +305,10 @@ class ProgressiveTask(tasks.ImageGANTask):
         d_vars = self.discriminator.init(kd, jnp.zeros((2, *image_shape)), None, train=False,
                                          level=0, alpha=1.0)
         return dict(g_vars), dict(d_vars)
+
+    def resets_optimizers(self, step: Array) -> Array:
+        step = jnp.asarray(step, jnp.int32)
+        return (step > 0) & (self.schedule.segment(step) != self.schedule.segment(step - 1))
 
     def generate(self, g_params, g_state, z, labels, keys, step, train=False, truncation=None):
         level, alpha = self.schedule(step)
@@ -310,10 +323,15 @@ class ProgressiveTask(tasks.ImageGANTask):
     def discriminator_loss(self, d_params, d_state, g_params, g_state, batch, keys, step):
         level, alpha = self.schedule(step)
         batch = dict(batch, image=fade_images(batch["image"], level, alpha, self.resolutions))
-        loss, (new_state, metrics) = super().discriminator_loss(
+        loss, (new_state, g_state, metrics) = super().discriminator_loss(
             d_params, d_state, g_params, g_state, batch, keys, step)
         metrics = {**metrics, "level": level.astype(jnp.float32), "alpha": alpha}
-        return loss, (new_state, metrics)
+        return loss, (new_state, g_state, metrics)
+
+    def r1_loss(self, d_params, d_state, batch, keys, step):
+        level, alpha = self.schedule(step)
+        batch = dict(batch, image=fade_images(batch["image"], level, alpha, self.resolutions))
+        return super().r1_loss(d_params, d_state, batch, keys, step)
 
 
 # --- builders (registered in gan_jax.models / gan_jax.tasks) ---------------------------------

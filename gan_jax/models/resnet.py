@@ -36,6 +36,15 @@ def xavier_uniform(gain: float = 1.0) -> nn.initializers.Initializer:
     return nn.initializers.variance_scaling(gain ** 2, "fan_avg", "uniform")
 
 
+INITS = ("xavier", "N02")
+
+
+def kernel_init(init: str, gain: float = 1.0) -> nn.initializers.Initializer:
+    """Init of conv, dense and embedding weights: 'xavier' (xavier_uniform_(gain), SNGAN's
+    gains) or 'N02' (N(0, 0.02) whatever the gain: BigGAN-PyTorch's --G_init/--D_init N02)."""
+    return xavier_uniform(gain) if init == "xavier" else nn.initializers.normal(0.02)
+
+
 def _l2_normalize(x: jax.Array, eps: float = 1e-12) -> jax.Array:
     return x / jnp.maximum(jnp.linalg.norm(x), eps)
 
@@ -108,10 +117,11 @@ class SNEmbed(nn.Module):
     num_classes: int
     features: int
     spectral_norm: bool = True
+    embedding_init: nn.initializers.Initializer = xavier_uniform()
 
     @nn.compact
     def __call__(self, labels, update_stats: bool):
-        table = self.param("embedding", xavier_uniform(), (self.num_classes, self.features))
+        table = self.param("embedding", self.embedding_init, (self.num_classes, self.features))
         if self.spectral_norm:
             table = spectral_normalize(self, table, update_stats)
         return table[labels]
@@ -125,6 +135,7 @@ class ConditionalBatchNorm(nn.Module):
     momentum: float = 0.9
     axis_name: str | None = None
     spectral_norm: bool = False
+    weight_init: str = "xavier"
 
     @nn.compact
     def __call__(self, x, cond, train: bool):
@@ -140,9 +151,9 @@ class ConditionalBatchNorm(nn.Module):
                             name="bias")(cond)
         else:
             gain = 1.0 + SNDense(c, use_bias=False, spectral_norm=self.spectral_norm,
-                                 name="gain")(cond, train)
+                                 kernel_init=kernel_init(self.weight_init), name="gain")(cond, train)
             bias = SNDense(c, use_bias=False, spectral_norm=self.spectral_norm,
-                           name="bias")(cond, train)
+                           kernel_init=kernel_init(self.weight_init), name="bias")(cond, train)
         return x * gain[:, None, None, :] + bias[:, None, None, :]
 
 
@@ -151,12 +162,13 @@ class SelfAttention(nn.Module):
     phi and g are max-pooled 2x as in BigGAN."""
 
     spectral_norm: bool = True
+    weight_init: str = "xavier"
 
     @nn.compact
     def __call__(self, x, update_stats: bool):
         b, h, w, c = x.shape
         conv1 = lambda f, name: SNConv(f, 1, use_bias=False, spectral_norm=self.spectral_norm,
-                                       name=name)
+                                       kernel_init=kernel_init(self.weight_init), name=name)
         pool = lambda y: nn.max_pool(y, (2, 2), (2, 2))
         theta = conv1(c // 8, "theta")(x, update_stats).reshape(b, h * w, c // 8)
         phi = pool(conv1(c // 8, "phi")(x, update_stats)).reshape(b, -1, c // 8)
@@ -174,13 +186,14 @@ class GBlock(nn.Module):
     spectral_norm: bool = False
     bn_momentum: float = 0.9
     bn_axis_name: str | None = None
+    weight_init: str = "xavier"
 
     @nn.compact
     def __call__(self, x, cond, train: bool):
         norm = lambda: ConditionalBatchNorm(self.num_classes, self.bn_momentum, self.bn_axis_name,
-                                            self.spectral_norm)
+                                            self.spectral_norm, self.weight_init)
         sn_conv = lambda k, gain: SNConv(self.features, k, spectral_norm=self.spectral_norm,
-                                         kernel_init=xavier_uniform(gain))
+                                         kernel_init=kernel_init(self.weight_init, gain))
         h = upsample(nn.relu(norm()(x, cond, train)), 2)
         h = sn_conv(3, 2 ** 0.5)(h, train)
         h = nn.relu(norm()(h, cond, train))
@@ -196,11 +209,12 @@ class DBlock(nn.Module):
     down: bool = True
     optimized: bool = False
     spectral_norm: bool = True
+    weight_init: str = "xavier"
 
     @nn.compact
     def __call__(self, x, update_stats: bool):
         sn_conv = lambda f, k, gain: SNConv(f, k, spectral_norm=self.spectral_norm,
-                                            kernel_init=xavier_uniform(gain))
+                                            kernel_init=kernel_init(self.weight_init, gain))
         pool = (lambda y: downsample(y, 2)) if self.down else (lambda y: y)
         # hidden width: the output's in the optimized block, else the input's (SNGAN's D)
         hidden = self.features if self.optimized else x.shape[-1]
@@ -231,6 +245,8 @@ class ResNetGenerator(nn.Module):
     """z (B, latent), labels (B,) or None -> images (B, resolution, resolution, channels) in [-1, 1].
 
     channels: (C0, C1, ..., Cn): C0 at the base resolution, block i outputs C_i (n blocks, each 2x).
+    init: weights' init (`kernel_init`); with 'xavier' the shared class embedding keeps flax's
+    N(0, 1) default (PyTorch's nn.Embedding), with 'N02' it is N(0, 0.02) as every other weight.
     """
 
     resolution: int
@@ -243,6 +259,7 @@ class ResNetGenerator(nn.Module):
     spectral_norm: bool = False
     bn_momentum: float = 0.9
     bn_axis_name: str | None = None
+    weight_init: str = "xavier"
 
     @nn.compact
     def __call__(self, z, labels=None, train: bool = True):
@@ -256,23 +273,28 @@ class ResNetGenerator(nn.Module):
         if not self.num_classes:
             conds = [None] * num_blocks
         elif self.shared_dim:
-            shared = nn.Embed(self.num_classes, self.shared_dim, name="shared")(labels)
+            embed_init = (nn.linear.default_embed_init if self.weight_init == "xavier"
+                          else kernel_init(self.weight_init))
+            shared = nn.Embed(self.num_classes, self.shared_dim, embedding_init=embed_init,
+                              name="shared")(labels)
             conds = [shared if zi is None else jnp.concatenate([shared, zi], -1) for zi in block_z]
         else:
             conds = [labels] * num_blocks
         c0 = self.channels[0]
-        x = SNDense(base * base * c0, spectral_norm=self.spectral_norm)(z, train)
+        x = SNDense(base * base * c0, spectral_norm=self.spectral_norm,
+                    kernel_init=kernel_init(self.weight_init))(z, train)
         x = x.reshape(z.shape[0], base, base, c0)
         size = base
         for features, cond in zip(self.channels[1:], conds):
             x = GBlock(features, self.num_classes, self.spectral_norm, self.bn_momentum,
-                       self.bn_axis_name)(x, cond, train)
+                       self.bn_axis_name, self.weight_init)(x, cond, train)
             size *= 2
             if size == self.attention_resolution:
-                x = SelfAttention(self.spectral_norm)(x, train)
+                x = SelfAttention(self.spectral_norm, self.weight_init)(x, train)
         x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
                                  epsilon=1e-5, axis_name=self.bn_axis_name)(x))
-        x = SNConv(self.out_channels, 3, spectral_norm=self.spectral_norm)(x, train)
+        x = SNConv(self.out_channels, 3, spectral_norm=self.spectral_norm,
+                   kernel_init=kernel_init(self.weight_init))(x, train)
         return jnp.tanh(x)
 
 
@@ -288,17 +310,21 @@ class ResNetDiscriminator(nn.Module):
     num_classes: int = 0
     attention_resolution: int = 0
     spectral_norm: bool = True
+    weight_init: str = "xavier"  # weights' init: see `kernel_init`
 
     @nn.compact
     def __call__(self, x, labels=None, train: bool = True):
         h = x
         for i, (features, down) in enumerate(zip(self.channels, self.down)):
-            h = DBlock(features, down, optimized=i == 0, spectral_norm=self.spectral_norm)(h, train)
+            h = DBlock(features, down, optimized=i == 0, spectral_norm=self.spectral_norm,
+                       weight_init=self.weight_init)(h, train)
             if h.shape[1] == self.attention_resolution and (i == 0 or down):
-                h = SelfAttention(self.spectral_norm)(h, train)
+                h = SelfAttention(self.spectral_norm, self.weight_init)(h, train)
         h = jnp.sum(nn.relu(h), axis=(1, 2))
-        out = SNDense(1, spectral_norm=self.spectral_norm)(h, train)[:, 0]
+        out = SNDense(1, spectral_norm=self.spectral_norm,
+                      kernel_init=kernel_init(self.weight_init))(h, train)[:, 0]
         if self.num_classes:
-            embed = SNEmbed(self.num_classes, h.shape[-1], self.spectral_norm, name="projection")
+            embed = SNEmbed(self.num_classes, h.shape[-1], self.spectral_norm,
+                            embedding_init=kernel_init(self.weight_init), name="projection")
             out = out + jnp.sum(embed(labels, train) * h, axis=-1)
         return out
