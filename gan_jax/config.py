@@ -165,9 +165,21 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
+    """Keys added after runs were first checkpointed, with the value that does what runs made
+    before them did (given the new flat config `cur`): a saved config without the key compares as
+    if it held that value, so an older workdir resumes unless the new config changes the math."""
+    lazy_r1 = cur.get("loss.r1_weight") and cur.get("loss.r1_every", 1) > 1
+    return {"train.g_batch_size": 0, "model.weight_init": "xavier",
+            "loss.r1_mode": "folded" if lazy_r1 else cur.get("loss.r1_mode"),  # unused without it
+            "optim.g.decay": 0.9, "optim.d.decay": 0.9,  # optax's rmsprop default
+            "optim.g.eps_in_sqrt": True, "optim.d.eps_in_sqrt": True}
+
+
 def math_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """'key: old -> new' for every key that differs and changes the math of a run."""
     old, cur = _flatten(saved), _flatten(new)
+    old = {**{k: v for k, v in _keys_added_since_0_1(cur).items() if k in cur}, **old}
     return [f"{k}: {old.get(k, '<absent>')!r} -> {cur.get(k, '<absent>')!r}"
             for k in sorted(set(old) | set(cur))
             if old.get(k) != cur.get(k) and not k.startswith(NON_MATH_PREFIXES)]

@@ -1,5 +1,6 @@
 """Config files load and validate; bad values fail with the key named, before any compute."""
 
+import json
 import re
 import subprocess
 import sys
@@ -103,6 +104,24 @@ def test_math_changes_ignore_run_length_and_logging():
     config.model.width = 16
     assert config_lib.math_changes(old, config_lib.to_plain(config)) == [
         "model.width: 64 -> 16", "train.seed: 0 -> 5"]
+
+
+def test_configs_saved_before_a_key_existed_compare_as_its_old_behaviour():
+    """A workdir saved before g_batch_size/r1_mode/... existed resumes with a config that keeps the
+    old behaviour, and is refused where the new value changes the math."""
+    new = config_lib.to_plain(digits_dcgan.get_config())
+    old = json.loads(json.dumps(new))
+    del old["train"]["g_batch_size"], old["optim"]["g"]["decay"], old["optim"]["d"]["eps_in_sqrt"]
+    del old["loss"]["r1_mode"]
+    assert new["loss"]["r1_mode"] == "separate"
+    assert config_lib.math_changes(old, new) == []  # no lazy R1: the mode is not used
+    old["loss"]["r1_weight"] = new["loss"]["r1_weight"] = 1.0
+    old["loss"]["r1_every"] = new["loss"]["r1_every"] = 16
+    assert config_lib.math_changes(old, new) == ["loss.r1_mode: 'folded' -> 'separate'"]
+    new["loss"]["r1_mode"] = "folded"
+    assert config_lib.math_changes(old, new) == []
+    new["train"]["g_batch_size"] = 128
+    assert config_lib.math_changes(old, new) == ["train.g_batch_size: 0 -> 128"]
 
 
 def _train_cli(*args, tmp_path):
