@@ -63,6 +63,9 @@ class ImageGANTask:
     d_step_g_collections: G's mutable collections that the D step's training-mode G calls update
       and write back (StyleGAN2: 'w_avg', as NVlabs' mapping in the Dmain phase); the others are
       left as they were.
+    ema_collections: how the EMA generator's own collections follow G's: 'average' (with the
+      params' decay, as BigGAN-PyTorch's `ema` averages every state_dict entry) or 'copy' (NVlabs'
+      StyleGAN2 copies G's buffers, w_avg included, into G_ema at each step).
     augment: applied to every image D sees (DiffAugment), reals and fakes from separate streams.
     ortho_weight: BigGAN's orthogonal regularisation of G's weights (losses.orthogonal_regularization).
     """
@@ -79,6 +82,7 @@ class ImageGANTask:
     augment: Augment | None = None
     ortho_weight: float = 0.0
     d_step_g_collections: tuple[str, ...] = ()
+    ema_collections: str = "average"
 
     @property
     def separate_r1(self) -> bool:

@@ -100,7 +100,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
         if ema_params is not None:
             decay = jnp.where(state.step >= ema_start, ema_decay, 0.0)
             ema_params = ema_update(g_params, ema_params, decay)
-            ema_state = ema_update(g_state, ema_state, decay)
+            ema_state = (ema_update(g_state, ema_state, decay)
+                         if task.ema_collections == "average" else g_state)
 
         d_metrics, g_metrics = parallel.mean_over_devices((d_metrics, g_metrics))
         metrics = {**jax.tree.map(lambda m: m[-1], d_metrics), **g_metrics}

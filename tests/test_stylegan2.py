@@ -482,6 +482,12 @@ def test_training_lowers_d_loss_and_is_deterministic():
     assert d_losses[-1] < d_losses[0] - 0.1, d_losses
     assert all(np.all(np.isfinite(x)) for x in _leaves(state))
     assert not np.array_equal(state.g_state["w_avg"]["mapping"]["w_avg"], 0.0)  # tracked
+    # The EMA generator takes G's w_avg as it is (NVlabs copies buffers into G_ema), while its
+    # params are averaged.
+    np.testing.assert_array_equal(state.ema_state["w_avg"]["mapping"]["w_avg"],
+                                  state.g_state["w_avg"]["mapping"]["w_avg"])
+    assert not np.array_equal(jax.tree.leaves(state.ema_params)[0],
+                              jax.tree.leaves(state.g_params)[0])
     again, again_losses, _ = _train(config, 8, jax.devices()[:1], step_fn)  # init and data again
     assert again_losses == d_losses
     for x, y in zip(_leaves(state), _leaves(again)):

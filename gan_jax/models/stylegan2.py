@@ -326,11 +326,13 @@ class StyleGAN2Task(tasks.ImageGANTask):
       styles from layer c on from a second latent, c uniform in [1, num_ws) and drawn per example
       (NVlabs draws one c per batch). truncation in `sample`/`generate` is StyleGAN's psi in w
       space, not a truncated z (`latents` ignores it). Lazy R1 is the base task's (`r1_every`,
-      `r1_mode`). The D step writes back G's 'w_avg', as NVlabs' Dmain phase updates it.
+      `r1_mode`). The D step writes back G's 'w_avg', as NVlabs' Dmain phase updates it, and the
+      EMA generator takes G's w_avg as it is (training_loop.py copies G's buffers into G_ema).
     """
 
     style_mixing_prob: float
     d_step_g_collections: tuple[str, ...] = ("w_avg",)
+    ema_collections: str = "copy"
 
     def latents(self, keys: Array, truncation: float | None = None) -> Array:
         """(B, latent_dim) standard normal z; truncation (psi) acts on w in `generate` instead."""
