@@ -7,6 +7,7 @@ before its heavy imports (jax, orbax, the data).
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from typing import NoReturn
@@ -75,8 +76,10 @@ def _one_line(error: Exception, last: bool = False) -> str:
 
 def _exit_now(signum: int, frame) -> NoReturn:
     print(f"{signal.Signals(signum).name} received outside the training loop: exiting (checkpoints "
-          f"already saved are kept)", file=sys.stderr)
-    sys.exit(0)
+          f"already saved are kept)", file=sys.stderr, flush=True)
+    # os._exit, not sys.exit: the signal may arrive inside a callback (e.g. XLA's gc hook) that
+    # would swallow SystemExit with a traceback; before the loop there is nothing to flush or save.
+    os._exit(0)
 
 
 def exit_on_signal() -> None:

@@ -110,7 +110,8 @@ def test_labels_condition_g_and_d():
     images = g.apply(g_vars, zz, jnp.array([3, 7]), train=False)
     assert float(jnp.max(jnp.abs(images[0] - images[1]))) > 1e-4
     same = g.apply(g_vars, zz, jnp.array([3, 3]), train=False)
-    np.testing.assert_array_equal(same[0], same[1])
+    # Equal rows of one batch may differ in the last bit on XLA:CPU (jax 0.10: up to 1.2e-7).
+    np.testing.assert_allclose(same[0], same[1], rtol=0, atol=1e-6)
     logits = d.apply(d_vars, jnp.repeat(images[:1], 2, axis=0), jnp.array([3, 7]), train=False)
     assert abs(float(logits[0] - logits[1])) > 1e-6
 
