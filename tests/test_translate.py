@@ -186,13 +186,25 @@ def test_names_that_collide_are_refused(stand_in_workdir, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def save_initial_checkpoint(config, workdir):
+    """WORKDIR/checkpoints/0: the initial state of `config`, as `train` would save it."""
+    from gan_jax import config as config_lib
+    from gan_jax.checkpoint import Checkpoints
+    from gan_jax.run import build_run
+
+    run = build_run(config, devices=jax.devices()[:1])
+    checkpoints = Checkpoints(workdir)
+    checkpoints.save(run.init_state(), config_lib.to_plain(config))
+    checkpoints.close()
+    return workdir
+
+
 @pytest.fixture(scope="module")
 def dcgan_workdir(tmp_path_factory, tiny_config_file):
-    workdir = tmp_path_factory.mktemp("translate") / "run"
-    r = run_module("gan_jax.train", f"--workdir={workdir}", f"--config={tiny_config_file}",
-                   "--config.train.num_steps=1")
-    assert r.returncode == 0, r.stderr
-    return workdir
+    from conftest import load_config
+
+    return save_initial_checkpoint(load_config(tiny_config_file),
+                                   tmp_path_factory.mktemp("translate") / "run")
 
 
 @pytest.mark.parametrize("args, message", [
@@ -215,3 +227,11 @@ def test_command_bad_input_is_one_line_exit_2_nothing_written(dcgan_workdir, tmp
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message.format(t=tmp_path)), r.stderr
     assert sorted(tmp_path.rglob("*")) == before
+
+
+def test_sample_on_an_image_to_image_workdir_points_to_translate(stand_in_workdir, tmp_path):
+    with pytest.raises(ValueError, match=r"^this workdir's model \(x\) translates images; use "
+                                         r"python -m gan_jax.translate --workdir=w --input=\.\.\. "
+                                         r"--out=\.\.\.$"):
+        sample.sample_from_workdir("w", 4, 0, str(tmp_path / "s.png"))
+    assert not (tmp_path / "s.png").exists()
