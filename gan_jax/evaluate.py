@@ -23,14 +23,16 @@ import ml_collections
 import numpy as np
 
 from gan_jax import parallel, sample
-from gan_jax.data.sources import DataError, make_source
+from gan_jax.data.image_pairs import ANKLE_BOOT, SNEAKER
+from gan_jax.data.sources import ArraySource, DataError, make_source
 from gan_jax.metrics import reference, scores
 
 METRICS = ("fid", "kid", "is", "pr")
 # What each metric reports, and whether lower is better for the best-checkpoint choice.
 RESULT_KEYS = {"fid": ("fid",), "kid": ("kid", "kid_std"), "is": ("is", "is_std"),
                "pr": ("precision", "recall")}
-LOWER_IS_BETTER = {"fid": True, "kid": True, "is": False, "precision": False, "recall": False}
+LOWER_IS_BETTER = {"fid": True, "kid": True, "is": False, "precision": False, "recall": False,
+                   "l1": True, "psnr": False, "ssim": False, "class_share": False}
 GENERATORS = ("ema", "raw")
 CLASSIFIER_STEPS = 1500  # training steps of the automatically trained classifier
 
@@ -98,6 +100,23 @@ def check_counts(metrics: tuple[str, ...], num_samples: int, num_real: int | Non
                              f"{num_real}; use more data or eval.num_real=0 (all)")
 
 
+def feature_scores(metrics: tuple[str, ...], real: np.ndarray, out: dict[str, np.ndarray],
+                   e: ml_collections.ConfigDict) -> dict[str, float]:
+    """The `metrics` of generated features and logits `out` against real features (RESULT_KEYS)."""
+    results = {}
+    if "fid" in metrics:
+        results["fid"] = scores.fid(real, out["features"])
+    if "kid" in metrics:
+        results["kid"], results["kid_std"] = scores.kid(
+            real, out["features"], e.kid_subsets, e.kid_subset_size, seed=e.seed)
+    if "is" in metrics:
+        results["is"], results["is_std"] = scores.inception_score(out["logits"], e.is_splits)
+    if "pr" in metrics:
+        results["precision"], results["recall"] = scores.precision_recall(
+            real, out["features"], e.pr_k)
+    return results
+
+
 @dataclasses.dataclass
 class Evaluator:
     """Scores of a state's generator against the real data of its config."""
@@ -146,18 +165,7 @@ class Evaluator:
             state = state.replace(ema_params=None, ema_state=None)
         real = self.real_features()
         fake = sample.generate_images(task, state, self.num_samples, e.seed)
-        out = self.extractor(fake)
-        results = {}
-        if "fid" in self.metrics:
-            results["fid"] = scores.fid(real, out["features"])
-        if "kid" in self.metrics:
-            results["kid"], results["kid_std"] = scores.kid(
-                real, out["features"], e.kid_subsets, e.kid_subset_size, seed=e.seed)
-        if "is" in self.metrics:
-            results["is"], results["is_std"] = scores.inception_score(out["logits"], e.is_splits)
-        if "pr" in self.metrics:
-            results["precision"], results["recall"] = scores.precision_recall(
-                real, out["features"], e.pr_k)
+        results = feature_scores(self.metrics, real, self.extractor(fake), e)
         return {"step": int(parallel.to_host(state.step)), "scores": results,
                 "generator": "ema" if state.ema_params is not None else "raw",
                 "truncation": None, "num_samples": self.num_samples, "num_real": len(real),
@@ -165,17 +173,141 @@ class Evaluator:
                 "extractor": self.extractor.name, "extractor_fingerprint": self.extractor.fingerprint}
 
 
+# Image-to-image: the Fashion-MNIST recipes are scored in the space of the Fashion-MNIST
+# classifier, and by the share of translations it assigns to each direction's target class
+# (None: the source image's own class).
+FASHION_RECIPES = {"edges2fashion": {"a2b": None},
+                   "fashion_sneakers2boots": {"a2b": ANKLE_BOOT, "b2a": SNEAKER}}
+
+
+def classifier_data(data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """The data config whose classifier scores `data`: Fashion-MNIST for the Fashion recipes;
+    ValueError for other image-to-image data (no labels)."""
+    if data.name not in FASHION_RECIPES:
+        raise ValueError(f"eval.extractor='classifier' needs labels, which the image-to-image data "
+                         f"{data.name!r} lacks; use --extractor=inception")
+    return ml_collections.ConfigDict({**data.to_dict(), "name": "fashion_mnist"})
+
+
+def domains(test) -> dict[str, ArraySource]:
+    """{'a': A, 'b': B} in-memory sources of an image-to-image test split (paired or not)."""
+    if test.paired:
+        return {"a": ArraySource(f"{test.name}:A", test.a), "b": ArraySource(f"{test.name}:B", test.b)}
+    return {side: ArraySource(source.name, source.get(np.arange(source.num_examples))["image"])
+            for side, source in (("a", test.a), ("b", test.b))}
+
+
+@dataclasses.dataclass
+class TranslationEvaluator:
+    """Scores of an image-to-image state on its data's test split, per direction d of the task:
+    'd/l1', 'd/psnr', 'd/ssim' of the first `num_samples` translations against their targets
+    (paired data), the feature `metrics` of those translations against the target domain's test
+    images, and 'd/class_share' for the Fashion recipes (see FASHION_RECIPES)."""
+
+    config: ml_collections.ConfigDict
+    extractor: object
+    metrics: tuple[str, ...]
+    num_samples: int
+    generator: str = "ema"
+    classifier: object = None  # the Fashion recipes' classifier (class shares); None otherwise
+    log: object = print
+    _test: dict | None = None
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict, log=print,
+                    **overrides) -> TranslationEvaluator:
+        """As `Evaluator.from_config`; the classifier extractor is the Fashion recipes'."""
+        e, d = config.eval, config.data
+        spec = overrides.get("extractor") or e.extractor
+        extractor = make_extractor(spec, classifier_data(d) if spec == "classifier" else d, log)
+        classifier = None
+        if d.name in FASHION_RECIPES:
+            classifier = (extractor if spec == "classifier"
+                          else make_extractor("classifier", classifier_data(d), log))
+        generator = overrides.get("generator") or "ema"
+        if generator not in GENERATORS:
+            raise ValueError(f"--generator must be one of {', '.join(GENERATORS)}, "
+                             f"got {generator!r}")
+        return cls(config, extractor, parse_metrics(overrides.get("metrics") or e.metrics),
+                   overrides.get("num_samples") or e.num_samples, generator, classifier, log)
+
+    def test_split(self) -> dict:
+        """{'paired', 'a', 'b', 'labels'}: the test split, read once (labels: Fashion-MNIST's
+        test labels for edges2fashion, else None)."""
+        if self._test is None:
+            from gan_jax.data.image_pairs import make_pair_source
+
+            d = self.config.data
+            test = make_pair_source(d.name, d.resolution, d.channels, split="test",
+                                    data_dir=d.data_dir or None)
+            labels = (make_source("fashion_mnist:test", d.resolution, 1,
+                                  data_dir=d.data_dir or None).labels
+                      if d.name == "edges2fashion" else None)
+            self._test = {"paired": test.paired, **domains(test), "labels": labels}
+        return self._test
+
+    def direction_scores(self, task, state, direction: str) -> tuple[dict[str, float], int, int]:
+        """(scores, translations, real target images) of one direction."""
+        from gan_jax.metrics import image_quality
+        from gan_jax.translate import translate_images
+
+        e, test = self.config.eval, self.test_split()
+        source, target = (test["a"], test["b"]) if direction == "a2b" else (test["b"], test["a"])
+        n = min(self.num_samples, source.num_examples)
+        real = reference.reference_features(target, target.name, self.extractor, e.num_real,
+                                            self.log)
+        check_counts(self.metrics, n, len(real), e)
+        shape = (self.config.data.resolution, self.config.data.resolution, self.config.data.channels)
+        fake = np.stack(translate_images(task, state, list(source.images[:n]), shape, e.seed,
+                                         direction, min(n, 64), self.log))
+        results = {}
+        if test["paired"]:
+            results.update(image_quality.image_quality(fake, target.images[:n]))
+        results.update(feature_scores(self.metrics, real, self.extractor(fake), e))
+        if self.classifier is not None:
+            wanted = FASHION_RECIPES[self.config.data.name][direction]
+            wanted = test["labels"][:n] if wanted is None else np.full(n, wanted)
+            predicted = np.argmax(self.classifier(fake)["logits"], axis=-1)
+            results["class_share"] = float(np.mean(predicted == wanted))
+        return results, n, len(real)
+
+    def __call__(self, task, state) -> dict:
+        """{'step', 'scores': {'a2b/l1', ...}, and what the scores depend on}; pure in (state,
+        config)."""
+        if self.generator == "raw":
+            state = state.replace(ema_params=None, ema_state=None)
+        results, counts, reals = {}, {}, {}
+        for direction in task.directions:
+            scores_, counts[direction], reals[direction] = self.direction_scores(task, state,
+                                                                                 direction)
+            results.update({f"{direction}/{k}": v for k, v in scores_.items()})
+        return {"step": int(parallel.to_host(state.step)), "scores": results,
+                "generator": "ema" if state.ema_params is not None else "raw",
+                "num_samples": counts, "num_real": reals, "sample_seed": self.config.eval.seed,
+                "data": f"{self.config.data.name}:test", "extractor": self.extractor.name,
+                "extractor_fingerprint": self.extractor.fingerprint}
+
+
+def make_evaluator(config: ml_collections.ConfigDict, task, source=None, log=print, **overrides):
+    """The evaluator of `task`'s kind: `TranslationEvaluator` for image-to-image tasks (which
+    reads the test split itself), else `Evaluator` (on `source` when given)."""
+    if getattr(task, "image_to_image", False):
+        return TranslationEvaluator.from_config(config, log, **overrides)
+    return Evaluator.from_config(config, source, log, **overrides)
+
+
 def is_better(metric: str, value: float, best: float | None) -> bool:
+    """Whether `value` of `metric` (image-to-image: 'a2b/fid', ...) beats `best`."""
     if best is None:
         return True
-    return value < best if LOWER_IS_BETTER[metric] else value > best
+    return value < best if LOWER_IS_BETTER[metric.rpartition("/")[2]] else value > best
 
 
 def evaluate_workdir(workdir: str, checkpoint: str = "latest", **overrides) -> dict:
     """Restore a checkpoint of `workdir` ('latest', 'best' or a step) with its own config and score it."""
     run, state = sample.restore_workdir(workdir, checkpoint)
-    evaluator = Evaluator.from_config(run.config, log=lambda m: print(m, file=sys.stderr),
-                                      **overrides)
+    evaluator = make_evaluator(run.config, run.task, log=lambda m: print(m, file=sys.stderr),
+                               **overrides)
     return evaluator(run.task, state)
 
 

@@ -1,12 +1,15 @@
 """Evaluation: the reference-feature cache, scores during training, the best checkpoint, and the
 `evaluate` command agreeing with what training logged."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from gan_jax import config as config_lib
+from gan_jax import evaluate
+from gan_jax.evaluate import TranslationEvaluator
 from gan_jax.data.sources import ArraySource
 from gan_jax.metrics import classifier, reference
 from gan_jax.train import train_and_evaluate
@@ -144,3 +147,128 @@ def test_bad_eval_config_is_refused(tiny_config, key, value, message):
     tiny_config.eval[key] = value
     with pytest.raises(config_lib.ConfigError, match=message):
         config_lib.validate(tiny_config)
+
+
+# ---------------------------------------------------------------------------------------------
+# Image-to-image: the stand-in tasks translate by a fixed function of the image.
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """An image-to-image task whose translation returns its input."""
+
+    image_to_image = True
+    directions = ("a2b",)
+
+    def translate(self, g_params, g_state, images, keys, direction="a2b"):
+        return images
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity2(Identity):
+    directions = ("a2b", "b2a")
+
+
+def _state():
+    from gan_jax.state import GANState
+
+    zero = np.zeros((), np.int32)
+    return GANState(step=zero + 7, key=None, g_params={}, d_params={}, g_state={}, d_state={},
+                    g_opt_state=None, d_opt_state=None, ema_params=None, ema_state=None,
+                    skipped=zero)
+
+
+def _pairs(tmp, a, b):
+    """pairs_ab:TMP with test/A/i.png and test/B/i.png."""
+    from PIL import Image
+
+    for side, images in (("A", a), ("B", b)):
+        (tmp / "test" / side).mkdir(parents=True)
+        for i, x in enumerate(images):
+            Image.fromarray(x).save(tmp / "test" / side / f"{i}.png")
+    return f"pairs_ab:{tmp}"
+
+
+def _i2i_config(name, resolution, channels):
+    from gan_jax.configs import base
+
+    config = base.get_config()
+    config.data.name, config.data.resolution, config.data.channels = name, resolution, channels
+    config.eval.kid_subset_size, config.eval.kid_subsets = 3, 2
+    return config
+
+
+def test_identity_translation_scores_l1_0_psnr_inf_ssim_1(tmp_path, cache):
+    images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
+    config = _i2i_config(_pairs(tmp_path, images, images), 16, 3)
+    evaluator = TranslationEvaluator(config, CountingExtractor(), ("fid", "kid"), 100)
+    result = evaluator(Identity(), _state())
+    s = result["scores"]
+    assert (s["a2b/l1"], s["a2b/psnr"], s["a2b/ssim"]) == (0.0, float("inf"), 1.0)
+    assert abs(s["a2b/fid"]) < 1e-6 and set(s) == {"a2b/l1", "a2b/psnr", "a2b/ssim", "a2b/fid",
+                                                   "a2b/kid", "a2b/kid_std"}
+    assert result["step"] == 7 and result["num_samples"] == {"a2b": 4}
+    assert result["num_real"] == {"a2b": 4}
+
+
+def test_paired_scores_equal_hand_computations(tmp_path, cache):
+    skimage_metrics = pytest.importorskip("skimage.metrics")
+    rng = np.random.default_rng(1)
+    a = rng.integers(0, 256, (3, 12, 12, 1), dtype=np.uint8)
+    b = np.clip(a.astype(int) + rng.integers(-40, 40, a.shape), 0, 255).astype(np.uint8)
+    config = _i2i_config(_pairs(tmp_path, a[..., 0], b[..., 0]), 12, 1)
+    s = TranslationEvaluator(config, CountingExtractor(), ("fid",), 2)(Identity(), _state())["scores"]
+    x, y = a[:2].astype(np.float64), b[:2].astype(np.float64)  # num_samples=2: the first two
+    assert s["a2b/l1"] == pytest.approx(np.abs(x - y).mean() / 255, abs=1e-15)
+    mse = ((x - y) ** 2).mean(axis=(1, 2, 3))
+    assert s["a2b/psnr"] == pytest.approx(np.mean(10 * np.log10(255 ** 2 / mse)), rel=1e-12)
+    ssim = [skimage_metrics.structural_similarity(
+        a[i], b[i], gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+        data_range=255, channel_axis=-1) for i in range(2)]
+    assert s["a2b/ssim"] == pytest.approx(np.mean(ssim), abs=1e-10)
+
+
+class FixedClass:
+    """A 'classifier' whose logits pick class 9 for images brighter than 60 on average, else
+    `other`."""
+
+    def __init__(self, other):
+        self.other = other
+
+    def __call__(self, images):
+        bright = images.reshape(len(images), -1).mean(axis=1) > 60
+        return {"logits": np.eye(10)[np.where(bright, 9, self.other)]}
+
+
+def test_fashion_class_shares_use_each_directions_target_class(cache):
+    from gan_jax.data import image_pairs
+
+    config = _i2i_config("fashion_sneakers2boots", 32, 1)
+    evaluator = TranslationEvaluator(config, CountingExtractor(), (), 30, classifier=FixedClass(7))
+    s = evaluator(Identity2(), _state())["scores"]
+    test = image_pairs.make_pair_source("fashion_sneakers2boots", 32, 1, split="test")
+    for direction, images, target in (("a2b", test.a.images, 9), ("b2a", test.b.images, 7)):
+        bright = images[:30].reshape(30, -1).mean(axis=1) > 60
+        share = np.mean(np.where(bright, 9, 7) == target)
+        assert s[f"{direction}/class_share"] == share and 0 < share < 1
+    assert set(s) == {"a2b/class_share", "b2a/class_share"}  # unpaired: no L1/PSNR/SSIM
+
+
+def test_edges2fashion_class_share_is_against_the_source_images_class(cache):
+    from gan_jax.data import image_pairs
+    from gan_jax.data.idx import read_idx
+    from gan_jax.data.sources import FASHION_MNIST_DIR
+
+    config = _i2i_config("edges2fashion", 32, 1)
+    evaluator = TranslationEvaluator(config, CountingExtractor(), (), 50, classifier=FixedClass(0))
+    s = evaluator(Identity(), _state())["scores"]
+    labels = read_idx(f"{FASHION_MNIST_DIR}/t10k-labels-idx1-ubyte.gz")[:50]
+    edges = image_pairs.make_pair_source("edges2fashion", 32, 1, split="test").a[:50]
+    bright = edges.reshape(50, -1).mean(axis=1) > 60
+    assert s["a2b/class_share"] == np.mean(np.where(bright, 9, 0) == labels)
+    assert s["a2b/l1"] > 0.1  # edges are not the images
+
+
+def test_image_to_image_best_metric_names_a_direction():
+    assert evaluate.is_better("a2b/ssim", 0.5, 0.4) and evaluate.is_better("b2a/l1", 0.1, 0.2)
+    assert not evaluate.is_better("a2b/psnr", 20.0, 21.0)
