@@ -21,8 +21,9 @@ def optimizer(learning_rate: float = 1e-3) -> ml_collections.ConfigDict:
         decay=0.9,               # rmsprop: decay of the squared-gradient average (torch's alpha)
         eps_in_sqrt=True,        # rmsprop: g / sqrt(v + eps) (optax); False: g / (sqrt(v) + eps) (torch)
         weight_decay=0.0,        # adamw
-        schedule="constant",     # constant | cosine | linear | warmup_cosine
+        schedule="constant",     # constant | cosine | linear | warmup_cosine | constant_linear
         warmup_steps=0,          # in updates of this optimizer
+        constant_steps=0,        # constant_linear: updates at the full rate before the decay
         decay_steps=0,           # in updates of this optimizer (D makes n_critic updates per step)
         grad_clip_norm=0.0,      # 0 disables clipping by global norm
     ))
@@ -37,6 +38,14 @@ def get_config() -> ml_collections.ConfigDict:
         channels=1,
         data_dir="",             # TFDS data_dir / Fashion-MNIST folder; "" = library default
         mixed_channels="error",  # folder mixing grayscale/RGB/alpha images: error | convert
+        # image-to-image models (pix2pix, cyclegan): a make_pair_source spec (edges2fashion,
+        # fashion_sneakers2boots, pairs:DIR, pairs_ab:DIR, unpaired:DIR, tfds:cycle_gan/NAME);
+        # `name` is then unused
+        dataset="",
+        load_size=0,             # image-to-image: train images loaded at this size, randomly cropped
+                                 # to `resolution` in the step (pix2pix 286 -> 256); 0: resolution
+        test_split="test",       # image-to-image: the split of the train-time sample grids
+        direction="AtoB",        # image-to-image: AtoB | BtoA (the data set's A and B swapped)
     ))
 
     config.model = ml_collections.ConfigDict(dict(
@@ -49,6 +58,16 @@ def get_config() -> ml_collections.ConfigDict:
         hidden_dims=(512, 512),  # mlp only
         bn_momentum=0.9,
         cross_replica_bn=False,  # BatchNorm statistics over the global batch (all devices)
+        # image-to-image networks (models/pix2pix.py; junyanz options/base_options.py defaults)
+        generator="resnet_9blocks",  # unet_32 | unet_128 | unet_256 | resnet_6blocks | resnet_9blocks
+        discriminator="basic",   # basic (70x70 PatchGAN) | n_layers | pixel
+        n_layers=3,              # discriminator 'n_layers': PatchGAN depth
+        norm="instance",         # batch | instance
+        ngf=64,                  # G's first-layer width
+        ndf=64,                  # D's first-layer width
+        dropout=True,            # U-Net: dropout 0.5 in the inner 8ngf levels (reference: not --no_dropout)
+        paper_test_time=True,    # eval-mode G as the paper's test time: dropout on (from each
+                                 # image's key), batch norm with the statistics of the image itself
     ))
 
     config.loss = ml_collections.ConfigDict(dict(
@@ -61,6 +80,7 @@ def get_config() -> ml_collections.ConfigDict:
         r1_mode="separate",
         clip_value=0.0,          # WGAN weight clipping of D params after each update; 0 disables
         ortho_weight=0.0,        # BigGAN orthogonal regularisation of G's kernels (beta, 1e-4)
+        l1_weight=100.0,         # pix2pix: lambda_L1 of |G(A) - B| (junyanz models/pix2pix_model.py)
     ))
 
     config.augment = ml_collections.ConfigDict(dict(

@@ -17,6 +17,10 @@ NON_MATH_PREFIXES = ("train.num_steps", "train.log_every_steps", "train.sample_e
                      "train.on_nonfinite", "train.max_skipped_steps",
                      "checkpoint.", "sample.", "eval.", "allow_config_change", "data.data_dir")
 NONFINITE_POLICIES = ("stop", "skip")
+DIRECTIONS = ("AtoB", "BtoA")  # image-to-image data: as stored, or A and B swapped
+# model keys only the image-to-image families read
+_IMAGE_TO_IMAGE_MODEL_KEYS = ("generator", "discriminator", "n_layers", "norm", "ngf", "ndf",
+                              "dropout", "paper_test_time")
 R1_MODES = ("separate", "folded")
 
 
@@ -51,6 +55,7 @@ def _check_optimizer(config: ml_collections.ConfigDict, name: str) -> None:
     _require(c.eps > 0, f"optim.{name}.eps", f"must be > 0, got {c.eps}")
     _require(c.weight_decay >= 0, f"optim.{name}.weight_decay", "must be >= 0")
     _require(c.warmup_steps >= 0, f"optim.{name}.warmup_steps", "must be >= 0")
+    _require(c.constant_steps >= 0, f"optim.{name}.constant_steps", "must be >= 0")
     _require(c.decay_steps >= 0, f"optim.{name}.decay_steps", "must be >= 0")
 
 
@@ -65,6 +70,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     _choice(config, "data.mixed_channels", MIXED_CHANNELS)
     _require(config.data.channels in (1, 3), "data.channels", "must be 1 (grayscale) or 3 (RGB)")
     _require(config.data.resolution >= 4, "data.resolution", "must be >= 4")
+    _choice(config, "data.direction", DIRECTIONS)
     try:
         MODEL_CHECKS[config.model.name](config)
     except ValueError as e:
@@ -173,7 +179,12 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
     return {"train.g_batch_size": 0, "model.weight_init": "xavier",
             "loss.r1_mode": "folded" if lazy_r1 else cur.get("loss.r1_mode"),  # unused without it
             "optim.g.decay": 0.9, "optim.d.decay": 0.9,  # optax's rmsprop default
-            "optim.g.eps_in_sqrt": True, "optim.d.eps_in_sqrt": True}
+            "optim.g.eps_in_sqrt": True, "optim.d.eps_in_sqrt": True,
+            "optim.g.constant_steps": 0, "optim.d.constant_steps": 0,
+            **{f"data.{k}": v for k, v in (("dataset", ""), ("load_size", 0), ("test_split", "test"),
+                                                       ("direction", "AtoB"))},
+            **{f"model.{k}": cur.get(f"model.{k}") for k in _IMAGE_TO_IMAGE_MODEL_KEYS},  # unused
+            "loss.l1_weight": cur.get("loss.l1_weight")}  # unused by the earlier models
 
 
 def math_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -84,6 +84,8 @@ class ImageGANTask:
     d_step_g_collections: tuple[str, ...] = ()
     ema_collections: str = "average"
 
+    image_to_image = False  # noise-to-image (image-to-image tasks: True, with `translate`)
+
     @property
     def separate_r1(self) -> bool:
         """True when R1 is its own D update (`r1_loss`) rather than part of `discriminator_loss`."""

@@ -32,11 +32,11 @@ import numpy as np
 import tqdm
 
 from gan_jax import config as config_lib
-from gan_jax import distributed, parallel, sample
+from gan_jax import distributed, images, parallel, sample
 from gan_jax.checkpoint import (Checkpoints, Layout, layout_changes, remove_unfinished_saves,
                                 state_layout)
-from gan_jax.data.pipeline import BatchIterator
-from gan_jax.data.sources import DataError, make_source
+from gan_jax.data.pipeline import BatchIterator, example_batch
+from gan_jax.data.sources import DataError
 from gan_jax.evaluate import Evaluator, is_better
 from gan_jax.metrics.scores import MetricError
 from gan_jax.metric_writers import MetricWriter, drop_steps_after
@@ -223,6 +223,33 @@ def _write_grid(task, state, num: int, seed: int, path: Path) -> None:
         sample.write_samples(path, sample.generate_images(task, state, num, seed))
 
 
+def _grid_pairs(run: Run, num: int) -> dict[str, np.ndarray]:
+    """{'a', 'b'} uint8: the first `num` pairs of data.test_split (the same at every grid)."""
+    pairs = run.data_source(run.config.data.test_split)
+    count = min(num, pairs.num_examples)
+    return pairs.get(np.arange(count))
+
+
+GRID_COLUMNS = 8
+
+
+def _write_translation_grid(task, state, pairs: dict[str, np.ndarray], seed: int, path: Path
+                            ) -> None:
+    """Rows of inputs A, outputs G(A) and targets B, GRID_COLUMNS pairs per band; G's randomness
+    from the keys of `sample.latent_keys(seed)`."""
+    a = images.to_float(pairs["a"])
+    keys = sample.latent_keys(seed, 0, len(a))
+    out = images.to_uint8(jax.jit(task.translate)(state.sampling_params, state.sampling_state,
+                                                  a, keys))
+    columns = min(GRID_COLUMNS, len(a))
+    bands = []
+    for start in range(0, len(a), columns):
+        band = [x[start:start + columns] for x in (pairs["a"], out, pairs["b"])]
+        pad = columns - len(band[0])
+        bands += [np.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0))) for x in band]
+    sample.write_samples(path, np.concatenate(bands), columns)
+
+
 def check_labels(config: ml_collections.ConfigDict, source) -> None:
     """DataError unless a class-conditional config's data has labels of its classes."""
     want = config.model.num_classes
@@ -241,22 +268,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     """Train (or resume) the run `config` describes in `workdir`; returns the final state."""
     workdir = Path(workdir)
     run = build_run(config, devices)  # ConfigError before anything is compiled
-    data = config.data
-    source = make_source(data.name, data.resolution, data.channels, data_dir=data.data_dir or None,
-                         mixed_channels=data.mixed_channels)  # DataError before compiling
+    source = run.data_source()  # DataError before compiling
     check_labels(config, source)
     is_main = jax.process_index() == 0
     log = (lambda message: tqdm.tqdm.write(message, file=sys.stderr)) if is_main else (lambda m: None)
+    test_pairs = (_grid_pairs(run, config.sample.num)
+                  if run.task.image_to_image and config.train.sample_every_steps else None)
+    evaluate_now = bool(config.eval.every_steps)
+    if run.task.image_to_image and evaluate_now:
+        log("eval: image-to-image metrics are not available during training yet; skipping eval")
+        evaluate_now = False
     # A missing weights file or unlabelled data set fails here, before compiling.
-    evaluator = (Evaluator.from_config(config, source, log) if config.eval.every_steps
-                 else None)
+    evaluator = Evaluator.from_config(config, source, log) if evaluate_now else None
     # Compiled before anything is written: ConfigError if the batch cannot fit in memory.
-    step_fn = run.checked_train_step(source.get(np.arange(1)))
+    step_fn = run.checked_train_step(example_batch(source))
     workdir.mkdir(parents=True, exist_ok=True)
     with exclusive(workdir) if is_main else contextlib.nullcontext():
         if is_main:
             record_data(workdir, source)
-        return _train(run, step_fn, source, workdir, progress, evaluator)
+        return _train(run, step_fn, source, workdir, progress, evaluator, test_pairs)
 
 
 def record_data(workdir: Path, source) -> None:
@@ -306,7 +336,7 @@ def _evaluate(evaluator: Evaluator, run: Run, state: GANState, workdir: Path, wr
 
 
 def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
-           evaluator: Evaluator | None = None) -> GANState:
+           evaluator: Evaluator | None = None, test_pairs: dict | None = None) -> GANState:
     config = run.config
     is_main = jax.process_index() == 0
     plain_config = config_lib.to_plain(config)
@@ -359,8 +389,11 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
                     bar.set_postfix({k: f"{scalars[k]:.3g}" for k in ("d_loss", "g_loss", "img_per_s")})
                     sums, count = None, 0
                 if is_main and sample_now:
-                    _write_grid(run.task, state, config.sample.num, train.seed,
-                                workdir / "samples" / f"step_{done:07d}.png")
+                    path = workdir / "samples" / f"step_{done:07d}.png"
+                    if test_pairs is None:
+                        _write_grid(run.task, state, config.sample.num, train.seed, path)
+                    else:
+                        _write_translation_grid(run.task, state, test_pairs, train.seed, path)
                 if eval_now:
                     _evaluate(evaluator, run, state, workdir, writer, best, plain_config, is_main)
                 if checkpoint_now or stop:

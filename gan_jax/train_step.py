@@ -17,7 +17,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
                     config: ml_collections.ConfigDict) -> Callable:
     """step(state, batch) -> (state, metrics), per device; wrap with `parallel.data_parallel`.
 
-    batch: {'image': uint8 (n_critic, B_local, H, W, C), optional 'label': (n_critic, B_local)}.
+    batch: {'image': uint8 (n_critic, B_local, H, W, C), optional 'label': (n_critic, B_local)};
+    image-to-image tasks: {'a', 'b'} uint8 (n_critic, B_local, H, W, C) each.
     Randomness: fold_in(state.key, step), then fold_in(critic iteration) and the global example
     index, so it is a pure function of (seed, step, example) whatever the device count. The G
     step draws train.g_batch_size fakes (default batch_size), keyed by their global index too.
@@ -38,8 +39,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
     skip_nonfinite = config.train.on_nonfinite == "skip"
 
     def train_step(state: GANState, batch: dict) -> tuple[GANState, dict]:
-        batch = dict(batch, image=images.to_float(batch["image"]))
-        local_batch = batch["image"].shape[1]
+        batch = {k: images.to_float(v) if k in ("image", "a", "b") else v for k, v in batch.items()}
+        local_batch = jax.tree.leaves(batch)[0].shape[1]
         step_key = jax.random.fold_in(state.key, state.step)
         reset = task.resets_optimizers(state.step)
         g_opt_state, d_opt_state = jax.tree.map(

@@ -1,14 +1,16 @@
 """Image-to-image data: paired sources (pix2pix) and unpaired source pairs (CycleGAN).
 
 Paired sources give {'a', 'b'} uint8 batches by example index; unpaired data is two independent
-`ImageSource`s (A and B domains, lengths may differ). Random crop and flip happen later, inside the
-compiled step, with `paired_crop_flip` (same crop and flip on A and B, from each example's key).
-Not yet wired into train; the pix2pix and CycleGAN tasks will use it.
+`ImageSource`s (A and B domains, lengths may differ), which the batch pipeline
+(`data/pipeline.py`) reads with two independent index streams. Random crop and flip happen later,
+inside the compiled step, with `paired_crop_flip` (same crop and flip on A and B, from each
+example's key).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,6 +60,12 @@ class PairSource:
         indices = np.asarray(indices)
         return {"a": self.a[indices], "b": self.b[indices]}
 
+    def fingerprint(self) -> str:
+        """sha256 of the A images, then the B images."""
+        sha = hashlib.sha256(np.ascontiguousarray(self.a).tobytes())
+        sha.update(np.ascontiguousarray(self.b).tobytes())
+        return sha.hexdigest()
+
 
 @dataclasses.dataclass(frozen=True)
 class UnpairedSources:
@@ -67,6 +75,11 @@ class UnpairedSources:
     a: ImageSource
     b: ImageSource
     paired = False
+
+    def fingerprint(self) -> str | None:
+        """sha256 of the two domains' fingerprints; None when either is not computed."""
+        a, b = self.a.fingerprint(), self.b.fingerprint()
+        return None if a is None or b is None else hashlib.sha256(f"{a}{b}".encode()).hexdigest()
 
 
 # ---------------------------------------------------------------------------------------------

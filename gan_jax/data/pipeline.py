@@ -1,4 +1,9 @@
-"""Deterministic, resumable batching: each step's example indices are a pure function of (seed, step)."""
+"""Deterministic, resumable batching: each step's example indices are a pure function of (seed, step).
+
+An image source (or a paired one) is one index stream; unpaired image-to-image sources are two,
+domain A and domain B, each with its own seed (`domain_seed`), so each domain has its own
+permutation and cycles its own epochs.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,10 @@ import functools
 
 import numpy as np
 
+from gan_jax.data.image_pairs import PairSource, UnpairedSources
 from gan_jax.data.sources import ImageSource
+
+Source = ImageSource | PairSource | UnpairedSources
 
 
 @functools.lru_cache(maxsize=4)
@@ -42,16 +50,42 @@ def batch_indices(seed: int, step: int, num_examples: int, batch_size: int, n_cr
     return indices
 
 
+def domain_seed(seed: int, domain: int) -> int:
+    """Index-stream seed of unpaired domain `domain` (0: A, 1: B) in a run with `seed`:
+    seed + (domain + 1) * 2**32, unlike any run seed (< 2**32) and unlike each other."""
+    return seed + (domain + 1) * 2**32
+
+
+def index_streams(source: Source, seed: int) -> tuple[tuple[ImageSource | PairSource, int, str | None], ...]:
+    """(source, seed, batch key) of each index stream: one for an image or paired source (its
+    batches keep their keys: key None), one per domain of unpaired sources (its 'image' becomes
+    'a' or 'b'; labels are dropped)."""
+    if isinstance(source, UnpairedSources):
+        return ((source.a, domain_seed(seed, 0), "a"), (source.b, domain_seed(seed, 1), "b"))
+    return ((source, seed, None),)
+
+
+def _renamed(batch: dict[str, np.ndarray], key: str | None) -> dict[str, np.ndarray]:
+    return batch if key is None else {key: batch["image"]}
+
+
+def example_batch(source: Source) -> dict[str, np.ndarray]:
+    """One example of every key of `source`'s batches, (1, ...) each: shapes and dtypes to compile for."""
+    batch = {}
+    for stream, _, key in index_streams(source, 0):
+        batch.update(_renamed(stream.get(np.arange(1)), key))
+    return batch
+
+
 class BatchIterator:
     """Yields (step, batch) from start_step on, arrays (n_critic, B_local, ...), prefetched in a thread."""
 
-    def __init__(self, source: ImageSource, seed: int, start_step: int, batch_size: int, n_critic: int = 1,
+    def __init__(self, source: Source, seed: int, start_step: int, batch_size: int, n_critic: int = 1,
                  process_index: int = 0, process_count: int = 1, prefetch: int = 2):
-        batch_indices(seed, start_step, source.num_examples, batch_size, n_critic, process_index,
-                      process_count)  # validate arguments eagerly
-        self._source = source
-        self._index_args = (source.num_examples, batch_size, n_critic, process_index, process_count)
-        self._seed = seed
+        self._streams = index_streams(source, seed)
+        self._index_args = (batch_size, n_critic, process_index, process_count)
+        for stream, stream_seed, _ in self._streams:  # validate arguments eagerly
+            batch_indices(stream_seed, start_step, stream.num_examples, *self._index_args)
         self._next_step = start_step  # next step to hand out
         self._prefetch = max(0, prefetch)
         self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gan_jax_data")
@@ -60,9 +94,12 @@ class BatchIterator:
 
     def load(self, step: int) -> dict[str, np.ndarray]:
         """The batch for `step`, computed synchronously."""
-        indices = batch_indices(self._seed, step, *self._index_args)
-        batch = self._source.get(indices.reshape(-1))
-        return {key: value.reshape(indices.shape + value.shape[1:]) for key, value in batch.items()}
+        batch = {}
+        for stream, seed, key in self._streams:
+            indices = batch_indices(seed, step, stream.num_examples, *self._index_args)
+            got = _renamed(stream.get(indices.reshape(-1)), key)
+            batch.update({k: v.reshape(indices.shape + v.shape[1:]) for k, v in got.items()})
+        return batch
 
     def __iter__(self) -> BatchIterator:
         return self

@@ -94,21 +94,30 @@ def _family(module: str, function: str) -> Callable:
                                   function)(config)
 
 
+def _pix2pix(function: str) -> Callable:
+    """`function` of gan_jax.pix2pix_task, imported on first use (it imports gan_jax.tasks)."""
+    return lambda config: getattr(importlib.import_module("gan_jax.pix2pix_task"),
+                                  function)(config)
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
     "dcgan": _dcgan, "mlp": _mlp, "resnet": _resnet,
     "stylegan2": _family("stylegan2", "build_models"),
-    "progressive": _family("progressive", "build_models")}
+    "progressive": _family("progressive", "build_models"),
+    "pix2pix": _pix2pix("build_models")}
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
 # starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {
     "dcgan": _check_dcgan, "mlp": _unconditional, "resnet": _check_resnet,
     "stylegan2": _family("stylegan2", "check_config"),
-    "progressive": _family("progressive", "check_config")}
+    "progressive": _family("progressive", "check_config"),
+    "pix2pix": _pix2pix("check_config")}
 # Model families whose training differs (StyleGAN2's style mixing, progressive growing's fade-in)
 # bring their own task: config -> task. The others use tasks.ImageGANTask.
 TASKS: dict[str, Callable] = {
     "stylegan2": _family("stylegan2", "build_task"),
-    "progressive": _family("progressive", "build_task")}
+    "progressive": _family("progressive", "build_task"),
+    "pix2pix": _pix2pix("build_task")}
 
 
 def build_models(config: ml_collections.ConfigDict) -> Pair:

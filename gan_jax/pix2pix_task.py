@@ -1,0 +1,209 @@
+"""pix2pix (Isola et al. 2017): paired image-to-image translation G(A) -> B with a conditional
+PatchGAN, as junyanz/pytorch-CycleGAN-and-pix2pix `models/pix2pix_model.py`.
+
+D sees concat(A, B) (real) and concat(A, G(A)) (fake); its loss is half the sum of the two GAN
+terms (`backward_D`: (loss_D_fake + loss_D_real) * 0.5); G's loss is the GAN term on
+concat(A, G(A)) plus l1_weight * mean|G(A) - B| (`backward_G`, lambda_L1 = 100). Images carry
+`loss.name`'s GAN loss; the reference's `gan_mode vanilla` (BCE with logits, target 1 for G) is
+`non_saturating`. Both networks are `models/pix2pix.py`'s.
+
+Randomness, all from the per-example keys: every batch is randomly cropped from the loaded size
+(data.load_size) to data.resolution and flipped, the same crop and flip on A and B
+(`paired_crop_flip`; the reference's `resize_and_crop` and flip, data/base_dataset.py); G's
+dropout mask of example i is drawn from key i, so G is applied example by example (`jax.vmap`).
+
+Deviations from the reference, named:
+* The reference computes G(A) once per iteration and uses it for the D update and then the G
+  update. Here the D step and the G step run G each with their own keys (the train step's D and G
+  streams), so the G update sees another crop, flip and dropout mask of the same pairs.
+* G's batch norm normalises each image with its own statistics, in training and at test time:
+  the reference's recipes train with batch 1 (scripts/train_pix2pix.sh, options/), where that is
+  what batch norm does; with a larger batch it is a deviation (the reference would average over
+  the batch). G's running averages move towards the batch's mean per-image statistics (they are
+  used only with model.paper_test_time False). (A batch-wide average under `jax.vmap` needs a
+  named-axis collective, which jax 0.10 cannot trace inside the train step's shard_map.) Each
+  image's output therefore depends on that image and its key alone, whatever the batch or the
+  number of devices.
+* D's batch-norm running averages (never used: D always runs with batch statistics in training
+  and is not used after it) are updated by the D step's calls (fake, then real, as the
+  reference), not by the G step's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from gan_jax import losses
+from gan_jax.data.image_pairs import paired_crop_flip
+from gan_jax.models.pix2pix import DISCRIMINATORS, GENERATORS, NORMS, UNetGenerator
+from gan_jax.tasks import fold_keys
+
+Array = jax.Array
+Batch = dict[str, Array]
+Variables = dict[str, Any]
+
+CROP, DROPOUT = 100, 101  # per-example stream purposes (tasks.py: subclasses use >= 100)
+# pix2pix's U-Net depths by image side (models/pix2pix.py GENERATORS, plus 32 px: 5 downs to 1x1)
+UNET_32 = "unet_32"
+
+
+def _generator_factory(name: str):
+    if name == UNET_32:
+        return lambda **kw: UNetGenerator(num_downs=5, **kw)
+    return GENERATORS[name]
+
+
+@dataclasses.dataclass(frozen=True)
+class Pix2PixTask:
+    """pix2pix on {'a', 'b'} float [-1, 1] batches (B, L, L, C), L >= crop_size: G(A) -> B.
+
+    crop_size: the networks' image side (data.resolution).
+    """
+
+    generator: nn.Module
+    discriminator: nn.Module
+    loss: losses.GANLoss
+    crop_size: int
+    l1_weight: float = 100.0
+
+    image_to_image = True
+    directions = ("a2b",)
+    num_classes = 0
+    separate_r1 = False
+    d_step_g_collections = ()
+    ema_collections = "average"
+
+    def resets_optimizers(self, step: Array) -> Array:
+        """bool: never (the train-step protocol of tasks.ImageGANTask)."""
+        return jnp.zeros((), bool)
+
+    def init(self, key: Array, image_shape: tuple[int, int, int]) -> tuple[Variables, Variables]:
+        """Variables of G (A -> B) and of D (on concat(A, B)) for crop_size images."""
+        kg, kd = jax.random.split(key)
+        channels = image_shape[-1]
+        x = jnp.zeros((2, self.crop_size, self.crop_size, channels))
+        g_vars = self.generator.clone(paper_test_time=False).init(kg, x, train=False)
+        d_vars = self.discriminator.init(kd, jnp.concatenate([x, x], -1), train=False)
+        return dict(g_vars), dict(d_vars)
+
+    def generate(self, g_params, g_state, a: Array, keys: Array, train: bool):
+        """(G(a), G's collections), image by image: image i's dropout from keys[i], its batch norm
+        with its own statistics. train=True: G's running averages move by the mean of the
+        images' updates; train=False: `model.paper_test_time`'s test time (dropout on, batch norm
+        as in training, the updates discarded) or, without it, PyTorch's eval mode."""
+        stochastic = train or self.generator.paper_test_time
+        mutable = list(g_state) if stochastic and g_state else False
+
+        def one(x, key):
+            out = self.generator.apply({"params": g_params, **g_state}, x[None], train=train,
+                                       rngs={"dropout": key}, mutable=mutable)
+            out, new = out if mutable else (out, {})
+            return out[0], new
+
+        out, new = jax.vmap(one)(a, fold_keys(keys, DROPOUT))
+        new = jax.tree.map(lambda x: jnp.mean(x, axis=0), dict(new)) if train and mutable else g_state
+        return out, new
+
+    def critic(self, d_params, d_state, a: Array, b: Array):
+        """(patch logits of D on concat(a, b), D's collections), batch statistics (train mode)."""
+        variables = {"params": d_params, **d_state}
+        x = jnp.concatenate([a, b], axis=-1)
+        if not d_state:
+            return self.discriminator.apply(variables, x, train=True), d_state
+        logits, new = self.discriminator.apply(variables, x, train=True, mutable=list(d_state))
+        return logits, dict(new)
+
+    def pairs(self, batch: Batch, keys: Array) -> tuple[Array, Array]:
+        """(A, B) of the batch, cropped to crop_size and flipped, the same on A and B."""
+        return paired_crop_flip(batch["a"], batch["b"], fold_keys(keys, CROP), self.crop_size)
+
+    def discriminator_loss(self, d_params, d_state, g_params, g_state, batch: Batch, keys: Array,
+                           step: Array):
+        """0.5 * (GAN loss of D on fake and real pairs); G's collections are not updated."""
+        a, b = self.pairs(batch, keys)
+        fake, _ = self.generate(g_params, g_state, a, keys, train=True)
+        fake_logits, d_state = self.critic(d_params, d_state, a, jax.lax.stop_gradient(fake))
+        real_logits, d_state = self.critic(d_params, d_state, a, b)
+        loss = 0.5 * self.loss.discriminator(real_logits, fake_logits)
+        metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits),
+                   "d_fake": jnp.mean(fake_logits)}
+        return loss, (d_state, g_state, metrics)
+
+    def generator_loss(self, g_params, g_state, d_params, d_state, batch: Batch, keys: Array,
+                       step: Array):
+        """GAN loss of D on (A, G(A)) + l1_weight * mean|G(A) - B|; D's collections not updated."""
+        a, b = self.pairs(batch, keys)
+        fake, g_state = self.generate(g_params, g_state, a, keys, train=True)
+        gan = self.loss.generator(self.critic(d_params, d_state, a, fake)[0])
+        l1 = jnp.mean(jnp.abs(fake - b))
+        loss = gan + self.l1_weight * l1
+        return loss, (g_state, {"g_loss": loss, "g_gan": gan, "l1": l1})
+
+    def translate(self, g_params, g_state, images: Array, keys: Array, direction: str = "a2b"
+                  ) -> Array:
+        """Eval-mode G(images): float [-1, 1] (B, H, W, C) -> same; per-example keys (B,); pure."""
+        if direction not in self.directions:
+            raise ValueError(f"pix2pix translates {', '.join(self.directions)} only, got "
+                             f"direction {direction!r}")
+        return self.generate(g_params, g_state, images, keys, train=False)[0]
+
+
+def _modules(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+    m, d = config.model, config.data
+    d_axis = "data" if m.cross_replica_bn else None
+    generator = _generator_factory(m.generator)(
+        out_channels=d.channels, ngf=m.ngf, norm=m.norm, dropout=m.dropout,
+        paper_test_time=m.paper_test_time, bn_momentum=m.bn_momentum)
+    kw = dict(n_layers=m.n_layers) if m.discriminator == "n_layers" else {}
+    discriminator = DISCRIMINATORS[m.discriminator](
+        ndf=m.ndf, norm=m.norm, bn_momentum=m.bn_momentum, bn_axis_name=d_axis, **kw)
+    return generator, discriminator
+
+
+def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+    """(G, D) of a pix2pix config."""
+    return _modules(config)
+
+
+def build_task(config: ml_collections.ConfigDict) -> Pix2PixTask:
+    """The pix2pix task of a config."""
+    generator, discriminator = _modules(config)
+    return Pix2PixTask(generator, discriminator, losses.LOSSES[config.loss.name],
+                       config.data.resolution, config.loss.l1_weight)
+
+
+def check_config(config: ml_collections.ConfigDict) -> None:
+    """ValueError starting with the offending key for a config pix2pix cannot run."""
+    m, d, t = config.model, config.data, config.train
+    generators = sorted([*GENERATORS, UNET_32])
+    if m.generator not in generators:
+        raise ValueError(f"config.model.generator: {m.generator!r} is not one of {', '.join(generators)}")
+    if m.discriminator not in DISCRIMINATORS:
+        raise ValueError(f"config.model.discriminator: {m.discriminator!r} is not one of "
+                         f"{', '.join(sorted(DISCRIMINATORS))}")
+    if m.norm not in NORMS:
+        raise ValueError(f"config.model.norm: {m.norm!r} is not one of {', '.join(NORMS)}")
+    if min(m.ngf, m.ndf, m.n_layers) < 1:
+        raise ValueError(f"config.model.ngf, ndf, n_layers: must be >= 1, got {m.ngf}, {m.ndf}, "
+                         f"{m.n_layers}")
+    side = 2 ** {"unet_32": 5, "unet_128": 7, "unet_256": 8}.get(m.generator, 2)
+    if d.resolution % side:
+        raise ValueError(f"config.data.resolution: {m.generator} takes sides that are multiples of "
+                         f"{side}, got {d.resolution}")
+    if d.load_size and d.load_size < d.resolution:
+        raise ValueError(f"config.data.load_size: {d.load_size} is below data.resolution "
+                         f"{d.resolution}, the random crop's size; use >= {d.resolution} or 0")
+    if not d.dataset:
+        raise ValueError("config.data.dataset: pix2pix needs paired data, e.g. 'edges2fashion' or "
+                         "'pairs:/path/to/facades'")
+    if m.num_classes:
+        raise ValueError("config.model.num_classes: pix2pix is not class-conditional; set it to 0")
+    if t.g_batch_size not in (0, t.batch_size):
+        raise ValueError(f"config.train.g_batch_size: pix2pix's G step translates the real batch; "
+                         f"set it to 0, got {t.g_batch_size}")
