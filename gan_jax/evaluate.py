@@ -173,100 +173,100 @@ class Evaluator:
                 "extractor": self.extractor.name, "extractor_fingerprint": self.extractor.fingerprint}
 
 
-# Image-to-image: the Fashion-MNIST recipes are scored in the space of the Fashion-MNIST
-# classifier, and by the share of translations it assigns to each direction's target class
-# (None: the source image's own class).
+# Image-to-image: the Fashion-MNIST recipes (data.dataset) are scored in the space of the
+# Fashion-MNIST classifier, and by the share of translations it assigns to the target class of
+# each of the data set's directions (None: the source image's own class).
 FASHION_RECIPES = {"edges2fashion": {"a2b": None},
                    "fashion_sneakers2boots": {"a2b": ANKLE_BOOT, "b2a": SNEAKER}}
 
 
 def classifier_data(data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The data config whose classifier scores `data`: Fashion-MNIST for the Fashion recipes;
-    ValueError for other image-to-image data (no labels)."""
-    if data.name not in FASHION_RECIPES:
+    """The data config whose classifier scores image-to-image `data`: Fashion-MNIST for the
+    Fashion recipes; ValueError for other data sets (no labels)."""
+    if data.dataset not in FASHION_RECIPES:
         raise ValueError(f"eval.extractor='classifier' needs labels, which the image-to-image data "
-                         f"{data.name!r} lacks; use --extractor=inception")
+                         f"{data.dataset!r} lacks; use --extractor=inception")
     return ml_collections.ConfigDict({**data.to_dict(), "name": "fashion_mnist"})
 
 
 def domains(test) -> dict[str, ArraySource]:
-    """{'a': A, 'b': B} in-memory sources of an image-to-image test split (paired or not)."""
+    """{'a': A, 'b': B} in-memory sources of an image-to-image split (paired or not)."""
     if test.paired:
         return {"a": ArraySource(f"{test.name}:A", test.a), "b": ArraySource(f"{test.name}:B", test.b)}
     return {side: ArraySource(source.name, source.get(np.arange(source.num_examples))["image"])
             for side, source in (("a", test.a), ("b", test.b))}
 
 
+def target_classes(data: ml_collections.ConfigDict, direction: str, count: int
+                   ) -> np.ndarray | None:
+    """(count,) classes the first `count` translations in the task's `direction` should be
+    classified as (Fashion recipes, see FASHION_RECIPES), or None where none is defined."""
+    if data.direction == "BtoA":  # the task's a2b is the data set's b2a
+        direction = {"a2b": "b2a", "b2a": "a2b"}[direction]
+    targets = FASHION_RECIPES.get(data.dataset, {})
+    if direction not in targets:
+        return None
+    if targets[direction] is not None:
+        return np.full(count, targets[direction])
+    labels = make_source("fashion_mnist:test", data.resolution, 1, data_dir=data.data_dir or None)
+    return labels.labels[:count]
+
+
 @dataclasses.dataclass
 class TranslationEvaluator:
-    """Scores of an image-to-image state on its data's test split, per direction d of the task:
-    'd/l1', 'd/psnr', 'd/ssim' of the first `num_samples` translations against their targets
-    (paired data), the feature `metrics` of those translations against the target domain's test
-    images, and 'd/class_share' for the Fashion recipes (see FASHION_RECIPES)."""
+    """Scores of an image-to-image state on a split of its data (`test`: the pair source), per
+    direction d of the task: 'd/l1', 'd/psnr', 'd/ssim' of the first `num_samples` translations
+    against their targets (paired data), the feature `metrics` of those translations against the
+    target domain's images, and 'd/class_share' for the Fashion recipes (see FASHION_RECIPES)."""
 
     config: ml_collections.ConfigDict
+    test: object
     extractor: object
     metrics: tuple[str, ...]
     num_samples: int
     generator: str = "ema"
     classifier: object = None  # the Fashion recipes' classifier (class shares); None otherwise
     log: object = print
-    _test: dict | None = None
 
     @classmethod
-    def from_config(cls, config: ml_collections.ConfigDict, log=print,
+    def from_config(cls, config: ml_collections.ConfigDict, test, log=print,
                     **overrides) -> TranslationEvaluator:
         """As `Evaluator.from_config`; the classifier extractor is the Fashion recipes'."""
         e, d = config.eval, config.data
         spec = overrides.get("extractor") or e.extractor
         extractor = make_extractor(spec, classifier_data(d) if spec == "classifier" else d, log)
         classifier = None
-        if d.name in FASHION_RECIPES:
+        if d.dataset in FASHION_RECIPES:
             classifier = (extractor if spec == "classifier"
                           else make_extractor("classifier", classifier_data(d), log))
         generator = overrides.get("generator") or "ema"
         if generator not in GENERATORS:
             raise ValueError(f"--generator must be one of {', '.join(GENERATORS)}, "
                              f"got {generator!r}")
-        return cls(config, extractor, parse_metrics(overrides.get("metrics") or e.metrics),
+        return cls(config, test, extractor, parse_metrics(overrides.get("metrics") or e.metrics),
                    overrides.get("num_samples") or e.num_samples, generator, classifier, log)
-
-    def test_split(self) -> dict:
-        """{'paired', 'a', 'b', 'labels'}: the test split, read once (labels: Fashion-MNIST's
-        test labels for edges2fashion, else None)."""
-        if self._test is None:
-            from gan_jax.data.image_pairs import make_pair_source
-
-            d = self.config.data
-            test = make_pair_source(d.name, d.resolution, d.channels, split="test",
-                                    data_dir=d.data_dir or None)
-            labels = (make_source("fashion_mnist:test", d.resolution, 1,
-                                  data_dir=d.data_dir or None).labels
-                      if d.name == "edges2fashion" else None)
-            self._test = {"paired": test.paired, **domains(test), "labels": labels}
-        return self._test
 
     def direction_scores(self, task, state, direction: str) -> tuple[dict[str, float], int, int]:
         """(scores, translations, real target images) of one direction."""
         from gan_jax.metrics import image_quality
         from gan_jax.translate import translate_images
 
-        e, test = self.config.eval, self.test_split()
-        source, target = (test["a"], test["b"]) if direction == "a2b" else (test["b"], test["a"])
+        e, d = self.config.eval, self.config.data
+        split = domains(self.test)
+        source, target = (split["a"], split["b"]) if direction == "a2b" else (split["b"], split["a"])
         n = min(self.num_samples, source.num_examples)
         real = reference.reference_features(target, target.name, self.extractor, e.num_real,
                                             self.log)
         check_counts(self.metrics, n, len(real), e)
-        shape = (self.config.data.resolution, self.config.data.resolution, self.config.data.channels)
-        fake = np.stack(translate_images(task, state, list(source.images[:n]), shape, e.seed,
+        fake = np.stack(translate_images(task, state, list(source.images[:n]),
+                                         (d.resolution, d.resolution, d.channels), e.seed,
                                          direction, min(n, 64), self.log))
         results = {}
-        if test["paired"]:
+        if self.test.paired:
             results.update(image_quality.image_quality(fake, target.images[:n]))
         results.update(feature_scores(self.metrics, real, self.extractor(fake), e))
-        if self.classifier is not None:
-            wanted = FASHION_RECIPES[self.config.data.name][direction]
-            wanted = test["labels"][:n] if wanted is None else np.full(n, wanted)
+        wanted = target_classes(d, direction, n) if self.classifier is not None else None
+        if wanted is not None:
             predicted = np.argmax(self.classifier(fake)["logits"], axis=-1)
             results["class_share"] = float(np.mean(predicted == wanted))
         return results, n, len(real)
@@ -284,16 +284,17 @@ class TranslationEvaluator:
         return {"step": int(parallel.to_host(state.step)), "scores": results,
                 "generator": "ema" if state.ema_params is not None else "raw",
                 "num_samples": counts, "num_real": reals, "sample_seed": self.config.eval.seed,
-                "data": f"{self.config.data.name}:test", "extractor": self.extractor.name,
+                "data": self.test.name, "extractor": self.extractor.name,
                 "extractor_fingerprint": self.extractor.fingerprint}
 
 
-def make_evaluator(config: ml_collections.ConfigDict, task, source=None, log=print, **overrides):
-    """The evaluator of `task`'s kind: `TranslationEvaluator` for image-to-image tasks (which
-    reads the test split itself), else `Evaluator` (on `source` when given)."""
-    if getattr(task, "image_to_image", False):
-        return TranslationEvaluator.from_config(config, log, **overrides)
-    return Evaluator.from_config(config, source, log, **overrides)
+def make_evaluator(run, source=None, log=print, **overrides):
+    """The evaluator of `run`'s task: `TranslationEvaluator` on data.test_split for image-to-image
+    tasks, else `Evaluator` (on `source` when given)."""
+    if run.task.image_to_image:
+        return TranslationEvaluator.from_config(
+            run.config, run.data_source(run.config.data.test_split), log, **overrides)
+    return Evaluator.from_config(run.config, source, log, **overrides)
 
 
 def is_better(metric: str, value: float, best: float | None) -> bool:
@@ -306,8 +307,7 @@ def is_better(metric: str, value: float, best: float | None) -> bool:
 def evaluate_workdir(workdir: str, checkpoint: str = "latest", **overrides) -> dict:
     """Restore a checkpoint of `workdir` ('latest', 'best' or a step) with its own config and score it."""
     run, state = sample.restore_workdir(workdir, checkpoint)
-    evaluator = make_evaluator(run.config, run.task, log=lambda m: print(m, file=sys.stderr),
-                               **overrides)
+    evaluator = make_evaluator(run, log=lambda m: print(m, file=sys.stderr), **overrides)
     return evaluator(run.task, state)
 
 

@@ -222,7 +222,7 @@ def sample_from_workdir(workdir: str, num: int, seed: int, out: str, checkpoint:
     if truncation is not None and truncation <= 0:
         raise ValueError(f"--truncation must be > 0, got {truncation}")
     run, state = restore_workdir(workdir, checkpoint)
-    if getattr(run.task, "image_to_image", False):
+    if run.task.image_to_image:
         raise ValueError(f"this workdir's model ({run.config.model.name}) translates images; use "
                          f"python -m gan_jax.translate --workdir={workdir} --input=... --out=...")
     if per_class:

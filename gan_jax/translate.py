@@ -191,7 +191,7 @@ def write_png(path: Path, image: np.ndarray) -> None:
 
 def require_image_to_image(run) -> None:
     """ValueError (one line) pointing to `sample` when the run's model makes images from noise."""
-    if not getattr(run.task, "image_to_image", False):
+    if not run.task.image_to_image:
         raise ValueError(f"this workdir's model ({run.config.model.name}) makes images from noise, "
                          f"not from images; use python -m gan_jax.sample")
 

@@ -189,19 +189,22 @@ def _pairs(tmp, a, b):
     return f"pairs_ab:{tmp}"
 
 
-def _i2i_config(name, resolution, channels):
+def _i2i(dataset, resolution, channels):
+    """(config, test split) of image-to-image data."""
     from gan_jax.configs import base
+    from gan_jax.data.image_pairs import make_pair_source
 
     config = base.get_config()
-    config.data.name, config.data.resolution, config.data.channels = name, resolution, channels
+    config.data.dataset, config.data.resolution, config.data.channels = (dataset, resolution,
+                                                                         channels)
     config.eval.kid_subset_size, config.eval.kid_subsets = 3, 2
-    return config
+    return config, make_pair_source(dataset, resolution, channels, split="test")
 
 
 def test_identity_translation_scores_l1_0_psnr_inf_ssim_1(tmp_path, cache):
     images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
-    config = _i2i_config(_pairs(tmp_path, images, images), 16, 3)
-    evaluator = TranslationEvaluator(config, CountingExtractor(), ("fid", "kid"), 100)
+    config, test = _i2i(_pairs(tmp_path, images, images), 16, 3)
+    evaluator = TranslationEvaluator(config, test, CountingExtractor(), ("fid", "kid"), 100)
     result = evaluator(Identity(), _state())
     s = result["scores"]
     assert (s["a2b/l1"], s["a2b/psnr"], s["a2b/ssim"]) == (0.0, float("inf"), 1.0)
@@ -216,8 +219,9 @@ def test_paired_scores_equal_hand_computations(tmp_path, cache):
     rng = np.random.default_rng(1)
     a = rng.integers(0, 256, (3, 12, 12, 1), dtype=np.uint8)
     b = np.clip(a.astype(int) + rng.integers(-40, 40, a.shape), 0, 255).astype(np.uint8)
-    config = _i2i_config(_pairs(tmp_path, a[..., 0], b[..., 0]), 12, 1)
-    s = TranslationEvaluator(config, CountingExtractor(), ("fid",), 2)(Identity(), _state())["scores"]
+    config, test = _i2i(_pairs(tmp_path, a[..., 0], b[..., 0]), 12, 1)
+    s = TranslationEvaluator(config, test, CountingExtractor(), ("fid",), 2)(Identity(),
+                                                                          _state())["scores"]
     x, y = a[:2].astype(np.float64), b[:2].astype(np.float64)  # num_samples=2: the first two
     assert s["a2b/l1"] == pytest.approx(np.abs(x - y).mean() / 255, abs=1e-15)
     mse = ((x - y) ** 2).mean(axis=(1, 2, 3))
@@ -241,12 +245,10 @@ class FixedClass:
 
 
 def test_fashion_class_shares_use_each_directions_target_class(cache):
-    from gan_jax.data import image_pairs
-
-    config = _i2i_config("fashion_sneakers2boots", 32, 1)
-    evaluator = TranslationEvaluator(config, CountingExtractor(), (), 30, classifier=FixedClass(7))
+    config, test = _i2i("fashion_sneakers2boots", 32, 1)
+    evaluator = TranslationEvaluator(config, test, CountingExtractor(), (), 30,
+                                     classifier=FixedClass(7))
     s = evaluator(Identity2(), _state())["scores"]
-    test = image_pairs.make_pair_source("fashion_sneakers2boots", 32, 1, split="test")
     for direction, images, target in (("a2b", test.a.images, 9), ("b2a", test.b.images, 7)):
         bright = images[:30].reshape(30, -1).mean(axis=1) > 60
         share = np.mean(np.where(bright, 9, 7) == target)
@@ -255,15 +257,15 @@ def test_fashion_class_shares_use_each_directions_target_class(cache):
 
 
 def test_edges2fashion_class_share_is_against_the_source_images_class(cache):
-    from gan_jax.data import image_pairs
     from gan_jax.data.idx import read_idx
     from gan_jax.data.sources import FASHION_MNIST_DIR
 
-    config = _i2i_config("edges2fashion", 32, 1)
-    evaluator = TranslationEvaluator(config, CountingExtractor(), (), 50, classifier=FixedClass(0))
+    config, test = _i2i("edges2fashion", 32, 1)
+    evaluator = TranslationEvaluator(config, test, CountingExtractor(), (), 50,
+                                     classifier=FixedClass(0))
     s = evaluator(Identity(), _state())["scores"]
     labels = read_idx(f"{FASHION_MNIST_DIR}/t10k-labels-idx1-ubyte.gz")[:50]
-    edges = image_pairs.make_pair_source("edges2fashion", 32, 1, split="test").a[:50]
+    edges = test.a[:50]
     bright = edges.reshape(50, -1).mean(axis=1) > 60
     assert s["a2b/class_share"] == np.mean(np.where(bright, 9, 0) == labels)
     assert s["a2b/l1"] > 0.1  # edges are not the images
@@ -272,3 +274,15 @@ def test_edges2fashion_class_share_is_against_the_source_images_class(cache):
 def test_image_to_image_best_metric_names_a_direction():
     assert evaluate.is_better("a2b/ssim", 0.5, 0.4) and evaluate.is_better("b2a/l1", 0.1, 0.2)
     assert not evaluate.is_better("a2b/psnr", 20.0, 21.0)
+
+
+def test_target_classes_follow_the_data_sets_direction():
+    from gan_jax.configs import base
+
+    d = base.get_config().data
+    d.dataset = "fashion_sneakers2boots"
+    assert evaluate.target_classes(d, "a2b", 2).tolist() == [9, 9]
+    d.direction = "BtoA"  # the task's a2b turns boots into sneakers
+    assert evaluate.target_classes(d, "a2b", 2).tolist() == [7, 7]
+    d.dataset = "edges2fashion"  # images -> edges: no class to hit
+    assert evaluate.target_classes(d, "a2b", 2) is None
