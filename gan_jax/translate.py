@@ -91,15 +91,18 @@ def translate_images(task, state, inputs: list[np.ndarray], image_shape: tuple[i
     by_size: dict[tuple[int, int], list[int]] = {}
     for i, x in enumerate(inputs):
         by_size.setdefault(x.shape[:2], []).append(i)
+    network_size = {}  # the size each input size is translated at, printed before the work
+    for (h, w), indices in by_size.items():
+        own = takes_size(task, params, g_state, (h, w, channels), direction)
+        network_size[h, w] = (h, w) if own else image_shape[:2]
+        log(f"{len(indices)} image(s) of {h}x{w}: " + (
+            "translated at their own size" if own else
+            f"the network does not take {h}x{w}; resized to {image_shape[0]}x{image_shape[1]}, "
+            f"translated and resized back"))
     outputs: list[np.ndarray | None] = [None] * len(inputs)
     bar = tqdm.tqdm(total=len(inputs), unit="img", disable=not progress, file=sys.stderr)
     for (h, w), indices in by_size.items():
-        own = takes_size(task, params, g_state, (h, w, channels), direction)
-        net_h, net_w = (h, w) if own else image_shape[:2]
-        log(f"{len(indices)} image(s) of {h}x{w}: " + (
-            "translated at their own size" if own else
-            f"the network does not take {h}x{w}; resized to {net_h}x{net_w}, translated and "
-            f"resized back"))
+        net_h, net_w = network_size[h, w]
         for start in range(0, len(indices), batch):
             chunk = indices[start:start + batch]
             padded = chunk + chunk[-1:] * (batch - len(chunk))  # one compiled shape per size
