@@ -235,3 +235,40 @@ def test_sample_on_an_image_to_image_workdir_points_to_translate(stand_in_workdi
                                          r"--out=\.\.\.$"):
         sample.sample_from_workdir("w", 4, 0, str(tmp_path / "s.png"))
     assert not (tmp_path / "s.png").exists()
+
+
+@pytest.fixture(scope="module")
+def pix2pix_workdir(tmp_path_factory):
+    """An initial checkpoint of a narrow edges2fashion pix2pix (U-Net 32, batch norm, dropout)."""
+    from gan_jax.configs import edges2fashion_pix2pix
+
+    config = edges2fashion_pix2pix.get_config()
+    config.model.ngf = config.model.ndf = 4
+    return save_initial_checkpoint(config, tmp_path_factory.mktemp("pix2pix") / "run")
+
+
+@pytest.mark.slow  # about 2.5 min on 2 loaded cores (a pix2pix checkpoint, three compiles)
+def test_pix2pix_folder_and_npz_bytes_are_stable(pix2pix_workdir, tmp_path):
+    rng = np.random.default_rng(0)
+    inputs = rng.integers(0, 256, (3, 32, 32, 1), dtype=np.uint8)
+    folder = _folder(tmp_path / "in", [x[..., 0] for x in inputs], ["0.png", "1.png", "2.png"])
+    Image.fromarray(rng.integers(0, 256, (20, 24), dtype=np.uint8)).save(folder / "3.png")
+    np.savez(tmp_path / "in.npz", images=inputs)
+    lines = []
+    for run in ("1", "2"):
+        translate.translate_path(str(pix2pix_workdir), str(folder), str(tmp_path / f"o{run}"),
+                                 seed=1, batch=2, log=lines.append)
+    translate.translate_path(str(pix2pix_workdir), str(tmp_path / "in.npz"),
+                             str(tmp_path / "o.npz"), seed=1, batch=3, log=lines.append)
+    names = ["0.png", "1.png", "2.png", "3.png"]
+    assert sorted(p.name for p in (tmp_path / "o1").iterdir()) == names
+    assert all((tmp_path / "o1" / n).read_bytes() == (tmp_path / "o2" / n).read_bytes()
+               for n in names)
+    npz = np.load(tmp_path / "o.npz")["images"]
+    assert npz.shape == (3, 32, 32, 1) and npz.std() > 0
+    assert np.array_equal(npz[..., 0], np.stack([np.asarray(Image.open(tmp_path / "o1" / n))
+                                                 for n in names[:3]]))
+    assert np.asarray(Image.open(tmp_path / "o1" / "3.png")).shape == (20, 24)
+    assert lines[:2] == ["3 image(s) of 32x32: translated at their own size",
+                         "1 image(s) of 20x24: the network does not take 20x24; resized to "
+                         "32x32, translated and resized back"]
