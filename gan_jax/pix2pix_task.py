@@ -10,20 +10,18 @@ concat(A, G(A)) plus l1_weight * mean|G(A) - B| (`backward_G`, lambda_L1 = 100).
 Randomness, all from the per-example keys: every batch is randomly cropped from the loaded size
 (data.load_size) to data.resolution and flipped, the same crop and flip on A and B
 (`paired_crop_flip`; the reference's `resize_and_crop` and flip, data/base_dataset.py); G's
-dropout mask of example i is drawn from key i, so G is applied example by example (`jax.vmap`).
+dropout mask of example i is drawn from key i (`models.pix2pix.Dropout`'s example keys). In
+training G's batch norm uses the statistics of the device's batch (of the global batch with
+model.cross_replica_bn), as the reference's; at the paper's test time (`translate` with
+model.paper_test_time) each image is normalised with its own statistics, the reference's test
+batch of 1, so an image's output depends on that image and its key alone.
 
 Deviations from the reference, named:
 * The reference computes G(A) once per iteration and uses it for the D update and then the G
   update. Here the D step and the G step run G each with their own keys (the train step's D and G
   streams), so the G update sees another crop, flip and dropout mask of the same pairs.
-* G's batch norm normalises each image with its own statistics, in training and at test time:
-  the reference's recipes train with batch 1 (scripts/train_pix2pix.sh, options/), where that is
-  what batch norm does; with a larger batch it is a deviation (the reference would average over
-  the batch). G's running averages move towards the batch's mean per-image statistics (they are
-  used only with model.paper_test_time False). (A batch-wide average under `jax.vmap` needs a
-  named-axis collective, which jax 0.10 cannot trace inside the train step's shard_map.) Each
-  image's output therefore depends on that image and its key alone, whatever the batch or the
-  number of devices.
+* Only the U-Net generators draw dropout per example; a ResNet generator needs model.dropout
+  False here.
 * D's batch-norm running averages (never used: D always runs with batch statistics in training
   and is not used after it) are updated by the D step's calls (fake, then real, as the
   reference), not by the G step's.
@@ -93,22 +91,31 @@ class Pix2PixTask:
         return dict(g_vars), dict(d_vars)
 
     def generate(self, g_params, g_state, a: Array, keys: Array, train: bool):
-        """(G(a), G's collections), image by image: image i's dropout from keys[i], its batch norm
-        with its own statistics. train=True: G's running averages move by the mean of the
-        images' updates; train=False: `model.paper_test_time`'s test time (dropout on, batch norm
-        as in training, the updates discarded) or, without it, PyTorch's eval mode."""
-        stochastic = train or self.generator.paper_test_time
-        mutable = list(g_state) if stochastic and g_state else False
+        """(G(a), G's collections); image i's dropout mask from keys[i]. train=True: batch norm
+        with the batch's statistics, running averages updated; train=False: at
+        `model.paper_test_time` the paper's test time (dropout on, each image normalised with its
+        own statistics, updates discarded), else PyTorch's eval mode (no dropout, running
+        averages)."""
+        variables = {"params": g_params, **g_state}
+        dropout_keys = fold_keys(keys, DROPOUT)
+        kwargs = ({"example_keys": dropout_keys} if isinstance(self.generator, UNetGenerator)
+                  else {})
+        if train:
+            if not g_state:
+                return self.generator.apply(variables, a, train=True, **kwargs), g_state
+            out, new = self.generator.apply(variables, a, train=True, mutable=list(g_state),
+                                            **kwargs)
+            return out, dict(new)
+        if not (self.generator.paper_test_time and g_state):
+            return self.generator.apply(variables, a, train=False, **kwargs), g_state
 
-        def one(x, key):
-            out = self.generator.apply({"params": g_params, **g_state}, x[None], train=train,
-                                       rngs={"dropout": key}, mutable=mutable)
-            out, new = out if mutable else (out, {})
-            return out[0], new
+        def one(x, key):  # batch norm over this image alone: the reference's test batch of 1
+            kw = {"example_keys": key[None]} if kwargs else {}
+            out, _ = self.generator.apply(variables, x[None], train=False,
+                                          mutable=list(g_state), **kw)
+            return out[0]
 
-        out, new = jax.vmap(one)(a, fold_keys(keys, DROPOUT))
-        new = jax.tree.map(lambda x: jnp.mean(x, axis=0), dict(new)) if train and mutable else g_state
-        return out, new
+        return jax.vmap(one)(a, dropout_keys), g_state
 
     def critic(self, d_params, d_state, a: Array, b: Array):
         """(patch logits of D on concat(a, b), D's collections), batch statistics (train mode)."""
@@ -204,6 +211,9 @@ def check_config(config: ml_collections.ConfigDict) -> None:
                          "'pairs:/path/to/facades'")
     if m.num_classes:
         raise ValueError("config.model.num_classes: pix2pix is not class-conditional; set it to 0")
+    if m.dropout and not m.generator.startswith("unet"):
+        raise ValueError(f"config.model.dropout: per-example dropout is implemented in the U-Net "
+                         f"generators only; set it to False for {m.generator}")
     if t.g_batch_size not in (0, t.batch_size):
         raise ValueError(f"config.train.g_batch_size: pix2pix's G step translates the real batch; "
                          f"set it to 0, got {t.g_batch_size}")

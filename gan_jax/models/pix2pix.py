@@ -67,17 +67,27 @@ INIT = normal_init(0.02)
 
 class Dropout(nn.Module):
     """`nn.Dropout(rate, deterministic)` bit for bit (same rng, same mask), the mask drawn flat
-    and reshaped for fast XLA:CPU compiles (see `normal_init`)."""
+    and reshaped for fast XLA:CPU compiles (see `normal_init`).
+
+    With `example_keys` (B,), example i's mask is drawn from fold_in(example_keys[i], stream)
+    instead, so it depends on that example's key alone (not on the batch or the device count).
+    """
 
     rate: float
     deterministic: bool
+    stream: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, example_keys: jax.Array | None = None) -> jax.Array:
         if self.deterministic:
             return x
         keep = 1.0 - self.rate
-        mask = jax.random.bernoulli(self.make_rng("dropout"), keep, (x.size,)).reshape(x.shape)
+        if example_keys is None:
+            mask = jax.random.bernoulli(self.make_rng("dropout"), keep, (x.size,)).reshape(x.shape)
+        else:
+            size = math.prod(x.shape[1:])
+            mask = jax.vmap(lambda k: jax.random.bernoulli(
+                jax.random.fold_in(k, self.stream), keep, (size,)))(example_keys).reshape(x.shape)
         return jax.lax.select(mask, x / keep, jnp.zeros_like(x))
 
 
@@ -142,7 +152,10 @@ class UNetGenerator(_Generator):
     dropout: bool = True
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool, example_keys: jax.Array | None = None
+                 ) -> jax.Array:
+        """example_keys: optional (B,) keys, one per image, to draw the dropout masks from (see
+        `Dropout`); without them the masks come from the `dropout` rng."""
         if self.num_downs < 5:
             raise ValueError(f"num_downs must be >= 5 (the reference's four outer levels and the "
                              f"innermost), got {self.num_downs}")
@@ -161,7 +174,7 @@ class UNetGenerator(_Generator):
         for level in reversed(range(1, self.num_downs)):
             h = self._norm(stochastic)(_up(widths[level - 1], use_bias)(nn.relu(h)))
             if self.dropout and 4 <= level < self.num_downs - 1:
-                h = Dropout(0.5, not stochastic)(h)
+                h = Dropout(0.5, not stochastic, stream=level)(h, example_keys)
             h = jnp.concatenate([skips[level - 1], h], axis=-1)
         return jnp.tanh(_up(self.out_channels, True)(nn.relu(h)))
 
