@@ -269,6 +269,13 @@ def test_pix2pix_folder_and_npz_bytes_are_stable(pix2pix_workdir, tmp_path):
     assert np.array_equal(npz[..., 0], np.stack([np.asarray(Image.open(tmp_path / "o1" / n))
                                                  for n in names[:3]]))
     assert np.asarray(Image.open(tmp_path / "o1" / "3.png")).shape == (20, 24)
+    # floats, not just bytes: a batch of 3 gives bitwise what three batches of one give
+    run, state = sample.restore_workdir(str(pix2pix_workdir), "latest")
+    args = (run.task, state.sampling_params, state.sampling_state)
+    keys = translate.image_keys(1, [0, 1, 2])
+    three = translate._translate(*args, inputs, keys, "a2b")
+    ones = [translate._translate(*args, inputs[i:i + 1], keys[i:i + 1], "a2b") for i in range(3)]
+    assert np.array_equal(np.asarray(three), np.concatenate(ones))
     assert lines[:2] == ["3 image(s) of 32x32: translated at their own size",
                          "1 image(s) of 20x24: the network does not take 20x24; resized to "
                          "32x32, translated and resized back"]
