@@ -231,13 +231,14 @@ class TranslationEvaluator:
     @classmethod
     def from_config(cls, config: ml_collections.ConfigDict, test, log=print,
                     **overrides) -> TranslationEvaluator:
-        """As `Evaluator.from_config`; the classifier extractor is the Fashion recipes'."""
+        """As `Evaluator.from_config`; the classifier extractor is the Fashion recipes' (or the
+        one of classifier:DIR, which then also gives the class shares)."""
         e, d = config.eval, config.data
         spec = overrides.get("extractor") or e.extractor
         extractor = make_extractor(spec, classifier_data(d) if spec == "classifier" else d, log)
         classifier = None
         if d.dataset in FASHION_RECIPES:
-            classifier = (extractor if spec == "classifier"
+            classifier = (extractor if spec.partition(":")[0] == "classifier"
                           else make_extractor("classifier", classifier_data(d), log))
         generator = overrides.get("generator") or "ema"
         if generator not in GENERATORS:

@@ -286,3 +286,32 @@ def test_target_classes_follow_the_data_sets_direction():
     assert evaluate.target_classes(d, "a2b", 2).tolist() == [7, 7]
     d.dataset = "edges2fashion"  # images -> edges: no class to hit
     assert evaluate.target_classes(d, "a2b", 2) is None
+
+
+@pytest.mark.slow  # about 3 min on 2 loaded cores: a pix2pix checkpoint, a classifier, compiles
+def test_evaluate_scores_a_pix2pix_checkpoint_on_its_own_translations(tmp_path, cache):
+    from gan_jax import translate
+    from gan_jax.configs import edges2fashion_pix2pix
+    from gan_jax.data.image_pairs import make_pair_source
+    from gan_jax.metrics import image_quality
+    from test_translate import save_initial_checkpoint
+
+    config = edges2fashion_pix2pix.get_config()
+    config.model.ngf = config.model.ndf = 4
+    config.eval.seed = 3
+    workdir = save_initial_checkpoint(config, tmp_path / "run")
+    classifier.train_classifier("fashion_mnist", 32, 1, tmp_path / "clf", steps=30, seed=0)
+    result = evaluate.evaluate_workdir(str(workdir), num_samples=6, metrics="fid",
+                                       extractor=f"classifier:{tmp_path / 'clf'}")
+    assert sorted(result["scores"]) == ["a2b/class_share", "a2b/fid", "a2b/l1", "a2b/psnr",
+                                        "a2b/ssim"]
+    assert result["num_samples"] == {"a2b": 6} and result["num_real"] == {"a2b": 10000}
+    # the scores are those of `translate --seed=eval.seed` on the test split's first A images
+    test = make_pair_source("edges2fashion", 32, 1, split="test")
+    np.savez(tmp_path / "a.npz", images=test.a[:6])
+    translate.translate_path(str(workdir), str(tmp_path / "a.npz"), str(tmp_path / "out.npz"),
+                             seed=3, log=lambda m: None)
+    out = np.load(tmp_path / "out.npz")["images"]
+    expected = image_quality.image_quality(out, test.b[:6])
+    assert {k: result["scores"][f"a2b/{k}"] for k in expected} == expected
+    json.dumps(result)
