@@ -261,7 +261,8 @@ def test_bad_input_is_one_line_error(tmp_path, args, message):
     config.write_text("from gan_jax.configs import facades_pix2pix\n\n"
                       "def get_config():\n    config = facades_pix2pix.get_config()\n"
                       "    config.data.resolution, config.data.load_size = 32, 0\n"
-                      "    config.model.generator = 'unet_32'\n    return config\n")
+                      "    config.model.generator = 'unet_32'\n"
+                      "    config.train.batch_size = 8\n    return config\n")
     workdir = tmp_path / "run"
     args = [a.format(tmp=tmp_path) for a in args]
     config_args = [] if args[0].startswith("--config=") else [f"--config={config}"]
