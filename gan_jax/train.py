@@ -223,31 +223,30 @@ def _write_grid(task, state, num: int, seed: int, path: Path) -> None:
         sample.write_samples(path, sample.generate_images(task, state, num, seed))
 
 
-def _grid_pairs(run: Run, num: int) -> dict[str, np.ndarray]:
-    """{'a', 'b'} uint8: the first `num` pairs of data.test_split (the same at every grid)."""
-    pairs = run.data_source(run.config.data.test_split)
-    count = min(num, pairs.num_examples)
-    return pairs.get(np.arange(count))
-
-
 GRID_COLUMNS = 8
 
 
-def _write_translation_grid(task, state, pairs: dict[str, np.ndarray], seed: int, path: Path
-                            ) -> None:
-    """Rows of inputs A, outputs G(A) and targets B, GRID_COLUMNS pairs per band; G's randomness
-    from the keys of `sample.latent_keys(seed)`."""
+def translation_grid_writer(run: Run, num: int, seed: int):
+    """write(state, path) of the image-to-image sample grid: bands of three rows, inputs A,
+    outputs G(A) and targets B, of the first `num` pairs of data.test_split (GRID_COLUMNS pairs
+    per band); G's randomness from the keys of `sample.latent_keys(seed)`. Reads the split now."""
+    pairs = run.data_source(run.config.data.test_split)
+    pairs = pairs.get(np.arange(min(num, pairs.num_examples)))
     a = images.to_float(pairs["a"])
     keys = sample.latent_keys(seed, 0, len(a))
-    out = images.to_uint8(jax.jit(task.translate)(state.sampling_params, state.sampling_state,
-                                                  a, keys))
+    translate = jax.jit(run.task.translate)
     columns = min(GRID_COLUMNS, len(a))
-    bands = []
-    for start in range(0, len(a), columns):
-        band = [x[start:start + columns] for x in (pairs["a"], out, pairs["b"])]
-        pad = columns - len(band[0])
-        bands += [np.pad(x, ((0, pad), (0, 0), (0, 0), (0, 0))) for x in band]
-    sample.write_samples(path, np.concatenate(bands), columns)
+
+    def write(state: GANState, path: Path) -> None:
+        out = images.to_uint8(translate(state.sampling_params, state.sampling_state, a, keys))
+        bands = []
+        for start in range(0, len(a), columns):
+            band = [x[start:start + columns] for x in (pairs["a"], out, pairs["b"])]
+            pad = ((0, columns - len(band[0])), (0, 0), (0, 0), (0, 0))
+            bands += [np.pad(x, pad) for x in band]
+        sample.write_samples(path, np.concatenate(bands), columns)
+
+    return write
 
 
 def check_labels(config: ml_collections.ConfigDict, source) -> None:
@@ -272,8 +271,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     check_labels(config, source)
     is_main = jax.process_index() == 0
     log = (lambda message: tqdm.tqdm.write(message, file=sys.stderr)) if is_main else (lambda m: None)
-    test_pairs = (_grid_pairs(run, config.sample.num)
-                  if run.task.image_to_image and config.train.sample_every_steps else None)
+    write_translations = (translation_grid_writer(run, config.sample.num, config.train.seed)
+                          if run.task.image_to_image and config.train.sample_every_steps else None)
     evaluate_now = bool(config.eval.every_steps)
     if run.task.image_to_image and evaluate_now:
         log("eval: image-to-image metrics are not available during training yet; skipping eval")
@@ -286,7 +285,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     with exclusive(workdir) if is_main else contextlib.nullcontext():
         if is_main:
             record_data(workdir, source)
-        return _train(run, step_fn, source, workdir, progress, evaluator, test_pairs)
+        return _train(run, step_fn, source, workdir, progress, evaluator, write_translations)
 
 
 def record_data(workdir: Path, source) -> None:
@@ -336,7 +335,7 @@ def _evaluate(evaluator: Evaluator, run: Run, state: GANState, workdir: Path, wr
 
 
 def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
-           evaluator: Evaluator | None = None, test_pairs: dict | None = None) -> GANState:
+           evaluator: Evaluator | None = None, write_translations=None) -> GANState:
     config = run.config
     is_main = jax.process_index() == 0
     plain_config = config_lib.to_plain(config)
@@ -390,10 +389,10 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
                     sums, count = None, 0
                 if is_main and sample_now:
                     path = workdir / "samples" / f"step_{done:07d}.png"
-                    if test_pairs is None:
+                    if write_translations is None:
                         _write_grid(run.task, state, config.sample.num, train.seed, path)
                     else:
-                        _write_translation_grid(run.task, state, test_pairs, train.seed, path)
+                        write_translations(state, path)
                 if eval_now:
                     _evaluate(evaluator, run, state, workdir, writer, best, plain_config, is_main)
                 if checkpoint_now or stop:
