@@ -8,6 +8,7 @@ from typing import Any
 import ml_collections
 
 from gan_jax import augment, losses, optim
+from gan_jax import metrics as metrics_lib
 from gan_jax.data.sources import MIXED_CHANNELS
 from gan_jax.models import MODEL_CHECKS, MODELS
 
@@ -116,12 +117,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
 
 
 def _check_eval(config: ml_collections.ConfigDict) -> None:
-    from gan_jax import evaluate
-
     e = config.eval
     _require(e.every_steps >= 0, "eval.every_steps", "must be >= 0 (0: never)")
     try:
-        metrics = evaluate.parse_metrics(e.metrics)
+        metrics = metrics_lib.parse_metrics(e.metrics)
     except ValueError as err:
         raise ConfigError(f"config.eval.metrics: {err}") from None
     _require(e.extractor.partition(":")[0] in ("classifier", "inception"), "eval.extractor",
@@ -131,11 +130,11 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
     _require(e.num_real >= 0, "eval.num_real", "must be >= 0 (0: the whole data set)")
     _require(0 <= e.seed < 2**32, "eval.seed", f"must be in [0, 2**32), got {e.seed}")
     try:
-        evaluate.check_counts(metrics, e.num_samples, None, e)
+        metrics_lib.check_counts(metrics, e.num_samples, None, e)
     except ValueError as err:
         raise ConfigError(f"config.eval.num_samples: {err}") from None
-    reported = [k for m in metrics for k in evaluate.RESULT_KEYS[m]
-                if k in evaluate.LOWER_IS_BETTER]
+    reported = [k for m in metrics for k in metrics_lib.RESULT_KEYS[m]
+                if k in metrics_lib.LOWER_IS_BETTER]
     _require(e.best_metric in ("", *reported), "eval.best_metric",
              f"{e.best_metric!r} is not computed; choose one of {', '.join(reported)} or ''")
 

@@ -1,14 +1,15 @@
-"""Model registry: `config.model.name` -> (generator, discriminator) flax modules."""
+"""Model registry: `config.model.name` -> (generator, discriminator) flax modules, and the checks
+that a config fits them. Flax modules only: what trains them is in gan_jax.tasks."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 import flax.linen as nn
 import ml_collections
 
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_stages
+from gan_jax.models import progressive, stylegan2
 from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
 from gan_jax.models.resnet import INITS, ResNetDiscriminator, ResNetGenerator, generator_base
 
@@ -87,28 +88,14 @@ def _check_resnet(config: ml_collections.ConfigDict) -> None:
         raise ValueError("config.model.attention_resolution: self-attention needs >= 8 channels")
 
 
-def _family(module: str, function: str) -> Callable:
-    """`function` of gan_jax.models.<module>, imported on first use (those modules define their
-    own task, and gan_jax.tasks imports this registry)."""
-    return lambda config: getattr(importlib.import_module(f"gan_jax.models.{module}"),
-                                  function)(config)
-
-
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
     "dcgan": _dcgan, "mlp": _mlp, "resnet": _resnet,
-    "stylegan2": _family("stylegan2", "build_models"),
-    "progressive": _family("progressive", "build_models")}
+    "stylegan2": stylegan2.build_models, "progressive": progressive.build_models}
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
 # starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {
     "dcgan": _check_dcgan, "mlp": _unconditional, "resnet": _check_resnet,
-    "stylegan2": _family("stylegan2", "check_config"),
-    "progressive": _family("progressive", "check_config")}
-# Model families whose training differs (StyleGAN2's style mixing, progressive growing's fade-in)
-# bring their own task: config -> task. The others use tasks.ImageGANTask.
-TASKS: dict[str, Callable] = {
-    "stylegan2": _family("stylegan2", "build_task"),
-    "progressive": _family("progressive", "build_task")}
+    "stylegan2": stylegan2.check_config, "progressive": progressive.check_config}
 
 
 def build_models(config: ml_collections.ConfigDict) -> Pair:
