@@ -172,7 +172,9 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
     return {"train.g_batch_size": 0, "model.weight_init": "xavier",
             "loss.r1_mode": "folded" if lazy_r1 else cur.get("loss.r1_mode"),  # unused without it
             "optim.g.decay": 0.9, "optim.d.decay": 0.9,  # optax's rmsprop default
-            "optim.g.eps_in_sqrt": True, "optim.d.eps_in_sqrt": True}
+            "optim.g.eps_in_sqrt": True, "optim.d.eps_in_sqrt": True,
+            **{f"loss.{k}": cur.get(f"loss.{k}")  # CycleGAN's, unused by the earlier models
+               for k in ("cycle_weight", "identity_weight", "pool_size")}}
 
 
 def math_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -85,3 +85,10 @@ def test_models_do_not_import_tasks():
     offending = {name: sorted(t for t in targets if t.startswith("gan_jax.tasks"))
                  for name, targets in graph.items() if name.startswith("gan_jax.models")}
     assert {name: t for name, t in offending.items() if t} == {}
+
+
+def test_every_model_has_a_task_and_a_config_check():
+    from gan_jax.models import MODEL_CHECKS, MODELS
+    from gan_jax.tasks import TASKS
+
+    assert set(TASKS) == set(MODELS) == set(MODEL_CHECKS)

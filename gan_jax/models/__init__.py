@@ -9,7 +9,7 @@ import flax.linen as nn
 import ml_collections
 
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_stages
-from gan_jax.models import progressive, stylegan2
+from gan_jax.models import pix2pix, progressive, stylegan2
 from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
 from gan_jax.models.resnet import INITS, ResNetDiscriminator, ResNetGenerator, generator_base
 
@@ -88,14 +88,49 @@ def _check_resnet(config: ml_collections.ConfigDict) -> None:
         raise ValueError("config.model.attention_resolution: self-attention needs >= 8 channels")
 
 
+def _cyclegan(config: ml_collections.ConfigDict) -> Pair:
+    """The architectures of CycleGAN's generators (g_ab, g_ba) and discriminators (d_a, d_b):
+    no dropout (the reference's CycleGAN default)."""
+    m = config.model
+    layers = {"n_layers": m.n_layers} if m.discriminator == "n_layers" else {}
+    return (pix2pix.GENERATORS[m.generator](out_channels=config.data.channels, ngf=m.ngf,
+                                            norm=m.norm, dropout=False),
+            pix2pix.DISCRIMINATORS[m.discriminator](ndf=m.ndf, norm=m.norm, **layers))
+
+
+def _check_cyclegan(config: ml_collections.ConfigDict) -> None:
+    m, c, resolution = config.model, config.loss, config.data.resolution
+    _unconditional(config)
+    if m.generator not in ("resnet_6blocks", "resnet_9blocks"):
+        raise ValueError(f"config.model.generator: CycleGAN uses resnet_6blocks (<= 128 px) or "
+                         f"resnet_9blocks (256 px), got {m.generator!r}")
+    if m.discriminator not in pix2pix.DISCRIMINATORS:
+        raise ValueError(f"config.model.discriminator: one of {', '.join(pix2pix.DISCRIMINATORS)}, "
+                         f"got {m.discriminator!r}")
+    if m.norm != "instance":
+        raise ValueError(f"config.model.norm: CycleGAN here uses instance norm (the reference's "
+                         f"default; the networks keep no statistics), got {m.norm!r}")
+    if resolution % 4:
+        raise ValueError(f"config.data.resolution: the ResNet generator needs a multiple of 4, "
+                         f"got {resolution}")
+    n_layers = {"basic": 3, "n_layers": m.n_layers}.get(m.discriminator, 0)
+    if resolution // 2 ** n_layers < 3:
+        raise ValueError(f"config.model.n_layers: a PatchGAN with {n_layers} layers leaves no "
+                         f"logits at {resolution} px; use fewer")
+    if min(c.cycle_weight, c.identity_weight, c.pool_size) < 0:
+        raise ValueError("config.loss.cycle_weight, identity_weight, pool_size: must be >= 0")
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
     "dcgan": _dcgan, "mlp": _mlp, "resnet": _resnet,
-    "stylegan2": stylegan2.build_models, "progressive": progressive.build_models}
+    "stylegan2": stylegan2.build_models, "progressive": progressive.build_models,
+    "cyclegan": _cyclegan}
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
 # starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {
     "dcgan": _check_dcgan, "mlp": _unconditional, "resnet": _check_resnet,
-    "stylegan2": stylegan2.check_config, "progressive": progressive.check_config}
+    "stylegan2": stylegan2.check_config, "progressive": progressive.check_config,
+    "cyclegan": _check_cyclegan}
 
 
 def build_models(config: ml_collections.ConfigDict) -> Pair:

@@ -1,7 +1,8 @@
 """Tasks: what a GAN trains, one module per model family, looked up by `config.model.name`.
 
 image_gan: ImageGANTask (DCGAN, MLP, ResNet/SNGAN/BigGAN) and the protocol every task follows;
-stylegan2, progressive: the families that override parts of it.
+stylegan2, progressive: the families that override parts of it; cyclegan: unpaired image-to-image
+translation with the same step protocol (its own losses, task-owned image pools).
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from typing import Callable
 
 import ml_collections
 
-from gan_jax.tasks import image_gan, progressive, stylegan2
+from gan_jax.tasks import cyclegan, image_gan, progressive, stylegan2
 from gan_jax.tasks.image_gan import (AUGMENT_FAKE, AUGMENT_REAL, INTERPOLATION, LABEL, LATENT,
                                      ImageGANTask, apply_module, fold_keys, task_options)
 
 # config.model.name -> builder(config) -> task.
 TASKS: dict[str, Callable[[ml_collections.ConfigDict], ImageGANTask]] = {
     "dcgan": image_gan.build_task, "mlp": image_gan.build_task, "resnet": image_gan.build_task,
-    "stylegan2": stylegan2.build_task, "progressive": progressive.build_task}
+    "stylegan2": stylegan2.build_task, "progressive": progressive.build_task,
+    "cyclegan": cyclegan.build_task}
 
 
 def build_task(config: ml_collections.ConfigDict) -> ImageGANTask:
