@@ -142,9 +142,9 @@ class Checkpoints:
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract_state)
         # A field without leaves that the checkpoint lacks (task_state, {} for most tasks, in
         # checkpoints saved before it existed) is not read: it keeps the target's empty value.
-        saved = self.fields(step)
+        saved_fields = self.fields(step)
         absent = [f.name for f in dataclasses.fields(target)
-                  if f.name not in saved and not jax.tree.leaves(getattr(target, f.name))]
+                  if f.name not in saved_fields and not jax.tree.leaves(getattr(target, f.name))]
         if absent:
             target = {f.name: getattr(target, f.name) for f in dataclasses.fields(target)
                       if f.name not in absent}

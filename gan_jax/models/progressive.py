@@ -2,9 +2,10 @@
 
 Params for every resolution exist from init, so the state pytree (and its checkpoints) never change
 shape. Which resolution trains is a pure function of the train step,
-`gan_jax.tasks.progressive.Schedule(step) -> (level, alpha)`: level 0 (`start_resolution`) trains `stable_steps`; every later level first fades in over
-`fade_steps` (alpha rising linearly 0 -> 1), then trains `stable_steps` at alpha = 1; the last level
-trains on. A run resumed at any step therefore resumes in the same phase with the same alpha.
+`gan_jax.tasks.progressive.Schedule(step) -> (level, alpha)`: level 0 (`start_resolution`) trains
+`stable_steps`; every later level first fades in over `fade_steps` (alpha rising linearly 0 -> 1),
+then trains `stable_steps` at alpha = 1; the last level trains on. A run resumed at any step
+therefore resumes in the same phase with the same alpha.
 
 G and D pick their level with `nn.switch` over one static branch per level, so one compiled step
 serves every phase and runs only the active branch (the params of other levels get exact zero
