@@ -9,9 +9,10 @@ import pytest
 
 from gan_jax import parallel
 from gan_jax.checkpoint import Checkpoints
-from gan_jax.configs import base
+from gan_jax.configs import base, fashion_cyclegan, horse2zebra_cyclegan, monet2photo_cyclegan
 from gan_jax.models.pix2pix import PatchGANDiscriminator, ResNetTranslator
 from gan_jax.state import create_state
+from gan_jax.tasks import build_task
 from gan_jax.tasks.cyclegan import CycleGANTask, empty_pool, query_pool
 from gan_jax.train_step import make_train_step
 
@@ -251,3 +252,58 @@ def test_resnet_and_patchgan_train_deterministically():
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(host(runs[0])))
     assert int(runs[0].task_state["pool_a"]["count"]) == 16
     assert_bitwise_equal(*runs)
+
+
+# --- recipes -------------------------------------------------------------------------------------
+
+CYCLEGAN = "junyanz/pytorch-CycleGAN-and-pix2pix options/train_options.py, models/cycle_gan_model.py"
+PAPER_RECIPE = [  # key, value, source (options/base_options.py: ngf, ndf, netD, norm, batch)
+    ("model.generator", "resnet_9blocks", "Zhu et al. 2017, Sec. 7.2 (9 blocks at 256 px)"),
+    ("model.discriminator", "basic", CYCLEGAN), ("model.norm", "instance", CYCLEGAN),
+    ("model.ngf", 64, CYCLEGAN), ("model.ndf", 64, CYCLEGAN),
+    ("loss.cycle_weight", 10.0, CYCLEGAN), ("loss.identity_weight", 0.5, CYCLEGAN),
+    ("loss.pool_size", 50, CYCLEGAN), ("train.batch_size", 1, CYCLEGAN),
+    ("optim.g.learning_rate", 2e-4, CYCLEGAN), ("optim.d.learning_rate", 2e-4, CYCLEGAN),
+    ("optim.g.b1", 0.5, CYCLEGAN), ("optim.d.b1", 0.5, CYCLEGAN),
+    ("optim.g.schedule", "constant_linear", CYCLEGAN + " (lr_policy linear)"),
+    ("optim.g.constant_steps", 100 * 1334, CYCLEGAN + " (n_epochs 100 of 1,334 iterations)"),
+    ("optim.g.decay_steps", 100 * 1334, CYCLEGAN + " (n_epochs_decay 100)"),
+    ("train.num_steps", 200 * 1334, CYCLEGAN), ("ema.decay", 0.0, CYCLEGAN + " (no EMA)")]
+
+
+@pytest.mark.parametrize("key, expected, source", PAPER_RECIPE)
+def test_horse2zebra_recipe_states_its_source_value(key, expected, source):
+    value = horse2zebra_cyclegan.get_config()
+    for part in key.split("."):
+        value = value[part]
+    assert value == expected, source
+
+
+def test_monet2photo_differs_only_in_data_and_epoch_length():
+    monet, horse = monet2photo_cyclegan.get_config(), horse2zebra_cyclegan.get_config()
+    assert monet.data.dataset == "tfds:cycle_gan/monet2photo"
+    assert monet.train.num_steps == 200 * 6287 and monet.optim.d.decay_steps == 100 * 6287
+    monet.data.dataset, monet.train.num_steps = horse.data.dataset, horse.train.num_steps
+    for opt in (monet.optim.g, monet.optim.d):
+        opt.constant_steps, opt.decay_steps = 100 * 1334, 100 * 1334
+    monet.train.sample_every_steps = horse.train.sample_every_steps
+    monet.checkpoint.every_steps = horse.checkpoint.every_steps
+    assert monet.to_dict() == horse.to_dict()
+
+
+def count(params):
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
+
+
+@pytest.mark.parametrize("recipe, shape, g_count, d_count", [
+    (horse2zebra_cyclegan, (256, 256, 3), 11_378_179, 2_764_737),  # the reference's networks
+    (fashion_cyclegan, (32, 32, 1), None, None)])
+def test_recipes_build_two_generators_and_two_discriminators(recipe, shape, g_count, d_count):
+    task = build_task(recipe.get_config())
+    g_vars, d_vars = jax.eval_shape(lambda: task.init(jax.random.key(0), shape))
+    g, d = g_vars["params"], d_vars["params"]
+    assert set(g) == {"g_ab", "g_ba"} and set(d) == {"d_a", "d_b"}
+    assert count(g["g_ab"]) == count(g["g_ba"]) and count(d["d_a"]) == count(d["d_b"])
+    if g_count:
+        assert (count(g["g_ab"]), count(d["d_a"])) == (g_count, d_count)
+    assert isinstance(task, CycleGANTask) and task.pool_size == 50
