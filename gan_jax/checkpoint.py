@@ -8,6 +8,7 @@ training loop decides when to save; this module decides how.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import shutil
 import zlib
@@ -139,6 +140,14 @@ class Checkpoints:
         step = self.latest_step() if step is None else step
         target = jax.tree.map(
             lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), abstract_state)
+        # A field without leaves that the checkpoint lacks (task_state, {} for most tasks, in
+        # checkpoints saved before it existed) is not read: it keeps the target's empty value.
+        saved_fields = self.fields(step)
+        absent = [f.name for f in dataclasses.fields(target)
+                  if f.name not in saved_fields and not jax.tree.leaves(getattr(target, f.name))]
+        if absent:
+            target = {f.name: getattr(target, f.name) for f in dataclasses.fields(target)
+                      if f.name not in absent}
         items = dict(state=ocp.args.StandardRestore(target), config=ocp.args.JsonRestore())
         checked = (self.directory / str(step) / "checksums").exists()
         if checked:
@@ -152,7 +161,8 @@ class Checkpoints:
                     f"checkpoint step {step}: {len(bad)} array(s) differ from their saved "
                     f"checksums (e.g. {(bad or sorted(set(saved) ^ set(found)))[0]}); the files "
                     f"are damaged")
-        return restored.state, restored.config
+        state = abstract_state.replace(**restored.state) if absent else restored.state
+        return state, restored.config
 
     def layout(self, step: int) -> Layout:
         """{leaf path: (shape, dtype)} of the state saved at `step`, from its metadata (no array
@@ -162,6 +172,10 @@ class Checkpoints:
             raise FileNotFoundError(f"checkpoint step {step} has no state metadata")
         return {_path_name(path): (tuple(m.shape), str(m.dtype))
                 for path, m in jax.tree_util.tree_flatten_with_path(tree)[0]}
+
+    def fields(self, step: int) -> set[str]:
+        """The state fields saved at `step`, those without leaves (an empty task_state) too."""
+        return set(self._manager.item_metadata(step)["state"].keys())
 
     def reload(self) -> None:
         """Re-read the list of steps (another process may have saved or deleted some)."""

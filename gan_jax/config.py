@@ -8,6 +8,7 @@ from typing import Any
 import ml_collections
 
 from gan_jax import augment, losses, optim
+from gan_jax import metrics as metrics_lib
 from gan_jax.data.sources import MIXED_CHANNELS
 from gan_jax.models import MODEL_CHECKS, MODELS
 
@@ -122,12 +123,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
 
 
 def _check_eval(config: ml_collections.ConfigDict) -> None:
-    from gan_jax import evaluate
-
     e = config.eval
     _require(e.every_steps >= 0, "eval.every_steps", "must be >= 0 (0: never)")
     try:
-        metrics = evaluate.parse_metrics(e.metrics)
+        metrics = metrics_lib.parse_metrics(e.metrics)
     except ValueError as err:
         raise ConfigError(f"config.eval.metrics: {err}") from None
     _require(e.extractor.partition(":")[0] in ("classifier", "inception"), "eval.extractor",
@@ -137,11 +136,11 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
     _require(e.num_real >= 0, "eval.num_real", "must be >= 0 (0: the whole data set)")
     _require(0 <= e.seed < 2**32, "eval.seed", f"must be in [0, 2**32), got {e.seed}")
     try:
-        evaluate.check_counts(metrics, e.num_samples, None, e)
+        metrics_lib.check_counts(metrics, e.num_samples, None, e)
     except ValueError as err:
         raise ConfigError(f"config.eval.num_samples: {err}") from None
-    reported = [k for m in metrics for k in evaluate.RESULT_KEYS[m]
-                if k in evaluate.LOWER_IS_BETTER]
+    reported = [k for m in metrics for k in metrics_lib.RESULT_KEYS[m]
+                if k in metrics_lib.LOWER_IS_BETTER]
     _require(e.best_metric in ("", *reported), "eval.best_metric",
              f"{e.best_metric!r} is not computed; choose one of {', '.join(reported)} or ''")
 
@@ -184,7 +183,9 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
             **{f"data.{k}": v for k, v in (("dataset", ""), ("load_size", 0), ("test_split", "test"),
                                                        ("direction", "AtoB"))},
             **{f"model.{k}": cur.get(f"model.{k}") for k in _IMAGE_TO_IMAGE_MODEL_KEYS},  # unused
-            "loss.l1_weight": cur.get("loss.l1_weight")}  # unused by the earlier models
+            "loss.l1_weight": cur.get("loss.l1_weight"),  # unused by the earlier models
+            **{f"loss.{k}": cur.get(f"loss.{k}")  # CycleGAN's, unused by the earlier models
+               for k in ("cycle_weight", "identity_weight", "pool_size")}}
 
 
 def math_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -25,26 +25,10 @@ import numpy as np
 from gan_jax import parallel, sample
 from gan_jax.data.image_pairs import ANKLE_BOOT, SNEAKER
 from gan_jax.data.sources import ArraySource, DataError, make_source
-from gan_jax.metrics import reference, scores
+from gan_jax.metrics import LOWER_IS_BETTER, check_counts, parse_metrics, reference, scores
 
-METRICS = ("fid", "kid", "is", "pr")
-# What each metric reports, and whether lower is better for the best-checkpoint choice.
-RESULT_KEYS = {"fid": ("fid",), "kid": ("kid", "kid_std"), "is": ("is", "is_std"),
-               "pr": ("precision", "recall")}
-LOWER_IS_BETTER = {"fid": True, "kid": True, "is": False, "precision": False, "recall": False,
-                   "l1": True, "psnr": False, "ssim": False, "class_share": False}
 GENERATORS = ("ema", "raw")
 CLASSIFIER_STEPS = 1500  # training steps of the automatically trained classifier
-
-
-def parse_metrics(text: str) -> tuple[str, ...]:
-    """'fid, kid' -> ('fid', 'kid'); ValueError naming an unknown one."""
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in METRICS]
-    if unknown or not names:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown) or '(none given)'}; choose from "
-                         f"{', '.join(METRICS)}")
-    return names
 
 
 def classifier_dir(data: ml_collections.ConfigDict) -> Path:
@@ -84,20 +68,6 @@ def make_extractor(spec: str, data: ml_collections.ConfigDict, log=print):
         return classifier.ClassifierExtractor.load(directory)
     raise ValueError(f"unknown extractor {spec!r}; use classifier, classifier:DIR, inception or "
                      "inception:WEIGHTS_PATH")
-
-
-def check_counts(metrics: tuple[str, ...], num_samples: int, num_real: int | None,
-                 eval_config: ml_collections.ConfigDict) -> None:
-    """ValueError (one line, naming the key) when a metric cannot be computed from these counts
-    (`num_real` None: not known yet, not checked)."""
-    need = {"fid": 2, "kid": 2, "is": eval_config.is_splits, "pr": eval_config.pr_k + 1}
-    for name in metrics:
-        if num_samples < need[name]:
-            raise ValueError(f"{name} needs at least {need[name]} generated samples, got "
-                             f"eval.num_samples={num_samples}; raise --num_samples")
-        if name != "is" and num_real is not None and num_real < need[name]:
-            raise ValueError(f"{name} needs at least {need[name]} real images, the data set gives "
-                             f"{num_real}; use more data or eval.num_real=0 (all)")
 
 
 def feature_scores(metrics: tuple[str, ...], real: np.ndarray, out: dict[str, np.ndarray],

@@ -59,6 +59,22 @@ def example_keys(key: jax.Array, local_batch: int) -> jax.Array:
     return jax.vmap(lambda i: jax.random.fold_in(key, i))(first + jnp.arange(local_batch))
 
 
+def gather_examples(x: jax.Array) -> jax.Array:
+    """(B_local, ...) per device -> (B_global, ...) in global example order, the same (device-
+    invariant) array on every device; call inside `data_parallel`. Typed PRNG keys too."""
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+        data = gather_examples(jax.random.key_data(x))
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(x))
+    return jax.lax.all_gather(x, DATA_AXIS, axis=0, tiled=True, to="invarying")
+
+
+def local_examples(x: jax.Array, local_batch: int) -> jax.Array:
+    """This device's `local_batch` rows of a global (B_global, ...) array (`gather_examples`'s
+    inverse); call inside `data_parallel`."""
+    start = jax.lax.axis_index(DATA_AXIS) * local_batch
+    return jax.lax.dynamic_slice_in_dim(x, start, local_batch)
+
+
 def per_device(tree: Any) -> Any:
     """Mark a replicated pytree as per-device before differentiating w.r.t. it.
 

@@ -19,7 +19,9 @@ class GANState:
     `ema_params` and `ema_state` (the EMA generator's own collections: BatchNorm statistics,
     spectral-norm vectors) are None when the EMA generator is disabled. `skipped` counts the steps
     that were not applied because their losses or updated params were non-finite
-    (train.on_nonfinite='skip').
+    (train.on_nonfinite='skip'). `task_state` is a dict of the state the task owns beside the
+    networks (CycleGAN's image pools; {} for most tasks, so it adds no checkpoint leaves); it is
+    the same on every device, never averaged.
     """
 
     step: jax.Array
@@ -33,6 +35,7 @@ class GANState:
     ema_params: Any
     ema_state: Any
     skipped: jax.Array
+    task_state: dict[str, Any]
 
     @property
     def sampling_params(self) -> Any:
@@ -57,4 +60,4 @@ def create_state(task, g_tx: optax.GradientTransformation, d_tx: optax.GradientT
         g_opt_state=g_tx.init(g_params), d_opt_state=d_tx.init(d_params),
         ema_params=jax.tree.map(jnp.copy, g_params) if use_ema else None,
         ema_state=jax.tree.map(jnp.copy, g_vars) if use_ema else None,
-        skipped=jnp.zeros((), jnp.int32))
+        skipped=jnp.zeros((), jnp.int32), task_state=task.init_task_state(image_shape))

@@ -12,19 +12,24 @@ import optax
 from gan_jax import images, parallel
 from gan_jax.state import GANState
 
+IMAGE_KEYS = ("image", "a", "b")  # batch entries that are images: uint8 in, float [-1, 1] inside
+
 
 def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.GradientTransformation,
                     config: ml_collections.ConfigDict) -> Callable:
     """step(state, batch) -> (state, metrics), per device; wrap with `parallel.data_parallel`.
 
     batch: {'image': uint8 (n_critic, B_local, H, W, C), optional 'label': (n_critic, B_local)};
-    image-to-image tasks: {'a', 'b'} uint8 (n_critic, B_local, H, W, C) each.
+    image-to-image tasks: {'a', 'b'} uint8 images of that shape (every entry in IMAGE_KEYS is
+    turned into float [-1, 1] here).
     Randomness: fold_in(state.key, step), then fold_in(critic iteration) and the global example
     index, so it is a pure function of (seed, step, example) whatever the device count. The G
     step draws train.g_batch_size fakes (default batch_size), keyed by their global index too.
     With a separate lazy R1 (task.separate_r1), steps s with (s + 1) % r1_every == 0 add a D
     update on task.r1_loss after the critic updates, with the same optimizer (NVlabs' Dreg).
-    G's collections named in task.d_step_g_collections carry from the D steps into the G step.
+    Each D step writes back what task.d_step_writes names, the G step what task.g_step_writes
+    names (`write_back`), so G's collections written by the D steps (d_step_g_collections) carry
+    into the G step and the task's state carries from step to step.
     On steps where task.resets_optimizers(step), both optimizers start from a fresh init.
 
     metrics['params_finite'] is 1 when every updated param is finite. With
@@ -39,8 +44,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
     skip_nonfinite = config.train.on_nonfinite == "skip"
 
     def train_step(state: GANState, batch: dict) -> tuple[GANState, dict]:
-        batch = {k: images.to_float(v) if k in ("image", "a", "b") else v for k, v in batch.items()}
-        local_batch = jax.tree.leaves(batch)[0].shape[1]
+        batch = {k: images.to_float(v) if k in IMAGE_KEYS else v for k, v in batch.items()}
+        local_batch = next(iter(batch.values())).shape[1]
         step_key = jax.random.fold_in(state.key, state.step)
         reset = task.resets_optimizers(state.step)
         g_opt_state, d_opt_state = jax.tree.map(
@@ -56,20 +61,20 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
             return d_params, d_opt_state
 
         def critic_update(carry, inputs):
-            d_params, d_opt_state, d_state, g_state = carry
+            d_params, d_opt_state, held = carry
             sub_batch, i = inputs
             keys = parallel.example_keys(jax.random.fold_in(step_key, i), local_batch)
-            grads, (d_state, g_state, metrics) = jax.grad(task.discriminator_loss, has_aux=True)(
-                parallel.per_device(d_params), d_state, state.g_params, g_state, sub_batch, keys,
-                state.step)
-            written = {name: g_state[name] for name in task.d_step_g_collections}
-            grads, d_state, written = parallel.mean_over_devices((grads, d_state, written))
+            grads, (writes, metrics) = jax.grad(task.discriminator_loss, has_aux=True)(
+                parallel.per_device(d_params), held["d_state"], state.g_params, held["g_state"],
+                sub_batch, keys, state.step, held["task_state"])
+            grads = parallel.mean_over_devices(grads)
             d_params, d_opt_state = apply_d(d_params, d_opt_state, grads)
-            return (d_params, d_opt_state, d_state, {**g_state, **written}), metrics
+            return (d_params, d_opt_state,
+                    write_back(held, writes, task.d_step_writes, "discriminator_loss")), metrics
 
-        (d_params, d_opt_state, d_state, g_state), d_metrics = jax.lax.scan(
-            critic_update, (state.d_params, d_opt_state, state.d_state, state.g_state),
-            (batch, jnp.arange(n_critic)))
+        held = dict(g_state=state.g_state, d_state=state.d_state, task_state=state.task_state)
+        (d_params, d_opt_state, held), d_metrics = jax.lax.scan(
+            critic_update, (state.d_params, d_opt_state, held), (batch, jnp.arange(n_critic)))
         last_batch = jax.tree.map(lambda x: x[-1], batch)
 
         if task.separate_r1:  # lazy R1 as its own D update (NVlabs' Dreg phase)
@@ -78,11 +83,11 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
                 keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic + 1),
                                              local_batch)
                 grads, r1_metrics = jax.grad(task.r1_loss, has_aux=True)(
-                    parallel.per_device(d_params), d_state, last_batch, keys, state.step)
+                    parallel.per_device(d_params), held["d_state"], last_batch, keys, state.step)
                 grads, r1_metrics = parallel.mean_over_devices((grads, r1_metrics))
                 return apply_d(d_params, d_opt_state, grads), r1_metrics["r1"]
 
-            # on steps s with (s + 1) % r1_every == 0, as the folded mode (see tasks.py)
+            # on steps s with (s + 1) % r1_every == 0, as the folded mode (see tasks/image_gan.py)
             (d_params, d_opt_state), r1 = jax.lax.cond(
                 (state.step + 1) % task.r1_every == 0, regularize,
                 lambda carry: (carry, jnp.zeros((), jnp.float32)), (d_params, d_opt_state))
@@ -90,10 +95,12 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
 
         keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic),
                                      local_batch * g_batch_size // batch_size)
-        grads, (g_state, g_metrics) = jax.grad(task.generator_loss, has_aux=True)(
-            parallel.per_device(state.g_params), g_state, d_params, d_state, last_batch, keys,
-            state.step)
-        grads, g_state = parallel.mean_over_devices((grads, g_state))
+        grads, (writes, g_metrics) = jax.grad(task.generator_loss, has_aux=True)(
+            parallel.per_device(state.g_params), held["g_state"], d_params, held["d_state"],
+            last_batch, keys, state.step, held["task_state"])
+        grads = parallel.mean_over_devices(grads)
+        held = write_back(held, writes, task.g_step_writes, "generator_loss")
+        g_state = held["g_state"]
         updates, g_opt_state = g_tx.update(grads, g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)
 
@@ -109,8 +116,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
         params_finite = _all_finite((g_params, d_params, ema_params))
         new_state = state.replace(
             step=state.step + 1, g_params=g_params, d_params=d_params, g_state=g_state,
-            d_state=d_state, g_opt_state=g_opt_state, d_opt_state=d_opt_state,
-            ema_params=ema_params, ema_state=ema_state)
+            d_state=held["d_state"], task_state=held["task_state"], g_opt_state=g_opt_state,
+            d_opt_state=d_opt_state, ema_params=ema_params, ema_state=ema_state)
         if skip_nonfinite:
             ok = params_finite & _all_finite((d_metrics, g_metrics))
             kept = state.replace(step=state.step + 1, skipped=state.skipped + 1)
@@ -120,6 +127,23 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
         return new_state, metrics
 
     return train_step
+
+
+def write_back(held: dict, writes: dict, declared: tuple[str, ...], loss_name: str) -> dict:
+    """`held` ({'g_state', 'd_state', 'task_state'}) with each write applied: 'field' replaces the
+    field, 'field/collection' one collection of it. Written G and D collections are averaged over
+    devices; the task's state is not (it is computed identically on every device). ValueError at
+    trace time unless `writes` has exactly the `declared` names."""
+    if sorted(writes) != sorted(declared):
+        raise ValueError(f"task.{loss_name} wrote back {sorted(writes)} but the task declares "
+                         f"{sorted(declared)}")
+    held = dict(held)
+    for name, value in writes.items():
+        field, _, collection = name.partition("/")
+        if field != "task_state":
+            value = parallel.mean_over_devices(value)
+        held[field] = {**held[field], collection: value} if collection else value
+    return held
 
 
 def ema_update(new, ema, decay: jax.Array):

@@ -1,8 +1,12 @@
 """Checkpoints store a CRC32 per state array and check them on restore (issue 17.8)."""
 
+import dataclasses
 import json
 import shutil
+import warnings
+from typing import Any
 
+import flax
 import jax
 import numpy as np
 import pytest
@@ -76,3 +80,49 @@ def test_train_falls_back_from_a_flipped_byte_and_resumes_bitwise(trained, tmp_p
                                   progress=False)
     for a, b in zip(_leaves(resumed), _leaves(unbroken)):
         np.testing.assert_array_equal(a, b)
+
+
+@flax.struct.dataclass
+class StateBeforeTaskState:
+    """GANState's fields as saved before `task_state` existed."""
+
+    step: jax.Array
+    key: jax.Array
+    g_params: Any
+    d_params: Any
+    g_state: Any
+    d_state: Any
+    g_opt_state: Any
+    d_opt_state: Any
+    ema_params: Any
+    ema_state: Any
+    skipped: jax.Array
+
+
+def test_a_checkpoint_saved_before_task_state_resumes_bitwise(trained, tmp_path, one_device):
+    """Was set aside as unreadable (orbax: tree structures do not match) and the run restarted."""
+    config, workdir, state = trained
+    old = StateBeforeTaskState(**{f.name: getattr(state, f.name)
+                                  for f in dataclasses.fields(StateBeforeTaskState)})
+    checkpoints = Checkpoints(tmp_path / "old")
+    checkpoints.save(old, _saved_config(workdir))
+    checkpoints.close()
+    metadata = (tmp_path / "old" / "checkpoints" / "4" / "state" / "_METADATA").read_text()
+    assert "task_state" not in metadata and "task_state" in (
+        workdir / "checkpoints" / "4" / "state" / "_METADATA").read_text()
+    config.train.num_steps = 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing set aside
+        resumed = train_and_evaluate(config, tmp_path / "old", devices=one_device, progress=False)
+    unbroken = train_and_evaluate(config, workdir, devices=one_device, progress=False)
+    assert int(resumed.step) == 6 and resumed.task_state == {}
+    for a, b in zip(_leaves(resumed), _leaves(unbroken)):
+        np.testing.assert_array_equal(a, b)
+
+
+def _saved_config(workdir):
+    checkpoints = Checkpoints(workdir)
+    try:
+        return checkpoints.restore_config(4)
+    finally:
+        checkpoints.close()

@@ -175,7 +175,7 @@ def _state():
     zero = np.zeros((), np.int32)
     return GANState(step=zero + 7, key=None, g_params={}, d_params={}, g_state={}, d_state={},
                     g_opt_state=None, d_opt_state=None, ema_params=None, ema_state=None,
-                    skipped=zero)
+                    skipped=zero, task_state={})
 
 
 def _pairs(tmp, a, b):

@@ -19,7 +19,7 @@ from gan_jax import losses, optim
 from gan_jax.data.image_pairs import PairSource, UnpairedSources
 from gan_jax.data.pipeline import BatchIterator, batch_indices, domain_seed, example_batch
 from gan_jax.data.sources import ArraySource
-from gan_jax.pix2pix_task import Pix2PixTask
+from gan_jax.tasks.pix2pix import Pix2PixTask
 from gan_jax.train import train_and_evaluate
 
 
@@ -54,10 +54,10 @@ def test_losses_match_hand_computation():
     g_vars, d_vars = task.init(jax.random.key(0), (4, 4, 3))
     batch = {"a": jnp.full((2, 6, 6, 3), 0.4), "b": jnp.full((2, 6, 6, 3), -0.2)}
     keys = jax.random.split(jax.random.key(1), 2)
-    d_loss, (_, _, d_metrics) = task.discriminator_loss(
-        d_vars["params"], {}, g_vars["params"], {}, batch, keys, jnp.array(0))
+    d_loss, (_, d_metrics) = task.discriminator_loss(
+        d_vars["params"], {}, g_vars["params"], {}, batch, keys, jnp.array(0), {})
     g_loss, (_, g_metrics) = task.generator_loss(
-        g_vars["params"], {}, d_vars["params"], {}, batch, keys, jnp.array(0))
+        g_vars["params"], {}, d_vars["params"], {}, batch, keys, jnp.array(0), {})
     # backward_D: 0.5 * (BCE(D(fake), 0) + BCE(D(real), 1)); backward_G: BCE(D(fake), 1) + 100 L1
     np.testing.assert_allclose(d_loss, 0.5 * (softplus(0.6) + softplus(-0.2)), rtol=1e-6)
     np.testing.assert_allclose(d_metrics["d_real"], 0.2, rtol=1e-6)

@@ -15,8 +15,9 @@ from gan_jax import config as config_lib
 from gan_jax import parallel, run as run_lib
 from gan_jax.data.pipeline import BatchIterator
 from gan_jax.data.sources import make_source
-from gan_jax.models.progressive import (ProgressiveDiscriminator, ProgressiveGenerator, Schedule,
-                                        downsample, fade_images, upsample)
+from gan_jax.models.progressive import (ProgressiveDiscriminator, ProgressiveGenerator,
+                                        downsample, upsample)
+from gan_jax.tasks.progressive import Schedule, fade_images
 from gan_jax.train import train_and_evaluate
 from test_train import assert_bitwise_equal
 

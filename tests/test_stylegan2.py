@@ -17,6 +17,7 @@ from gan_jax.data.pipeline import BatchIterator
 from gan_jax.data.sources import make_source
 from gan_jax.models import equalized as eq
 from gan_jax.models import stylegan2 as sg
+from gan_jax.tasks import stylegan2 as sg_task
 
 # Parameter counts (parameters only, no buffers) of NVlabs/stylegan2-ada-pytorch at commit
 # d72cc7d041b42ec8e806021a205ed9349f87c6a4, training/networks.py, instantiated with torch on CPU:
@@ -390,7 +391,7 @@ def test_mixing_cutoffs_are_drawn_per_example():
     config = tiny_config()
     keys = jax.random.split(jax.random.key(0), 512)
     n = sg.num_ws(8)
-    task = sg.build_task(config)
+    task = sg_task.build_task(config)
     cutoffs = np.asarray(task.mixing_cutoffs(keys))
     assert set(cutoffs) == set(range(1, n + 1))  # 1..num_ws-1 mixed, num_ws unmixed
     assert 0.8 < np.mean(cutoffs < n) < 0.97       # style_mixing_prob 0.9
@@ -403,14 +404,14 @@ def test_folded_lazy_r1_is_computed_only_on_its_steps():
     config = tiny_config()
     config.loss.r1_every = 4
     config.loss.r1_mode = "folded"
-    task = sg.build_task(config)
+    task = sg_task.build_task(config)
     g_vars, d_vars = task.init(jax.random.key(0), (8, 8, 1))
     g_params, g_state = g_vars.pop("params"), g_vars
     d_params, d_state = d_vars.pop("params"), d_vars
     batch = {"image": jax.random.uniform(jax.random.key(1), (16, 8, 8, 1), minval=-1, maxval=1)}
     keys = jax.random.split(jax.random.key(2), 16)
     loss_fn = jax.jit(task.discriminator_loss)
-    results = {s: loss_fn(d_params, d_state, g_params, g_state, batch, keys, jnp.int32(s))
+    results = {s: loss_fn(d_params, d_state, g_params, g_state, batch, keys, jnp.int32(s), {})
                for s in (3, 0, 7)}  # R1 on steps s with (s + 1) % 4 == 0
     r1 = {s: float(aux[1]["r1"]) for s, (_, aux) in results.items()}
     assert r1[3] > 0 and r1[0] == 0 and r1[7] == r1[3]
@@ -420,7 +421,7 @@ def test_folded_lazy_r1_is_computed_only_on_its_steps():
 
 
 def test_sample_truncation_acts_in_w_space():
-    task = sg.build_task(tiny_config())
+    task = sg_task.build_task(tiny_config())
     g_vars, _ = task.init(jax.random.key(0), (8, 8, 1))
     g_params, g_state = g_vars.pop("params"), g_vars
     keys = jax.random.split(jax.random.key(3), 4)

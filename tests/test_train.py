@@ -145,9 +145,10 @@ class PoisonedTask(tasks.ImageGANTask):
 
     poison: tuple = ()
 
-    def discriminator_loss(self, d_params, d_state, g_params, g_state, batch, keys, step):
+    def discriminator_loss(self, d_params, d_state, g_params, g_state, batch, keys, step,
+                           task_state):
         loss, aux = super().discriminator_loss(d_params, d_state, g_params, g_state, batch, keys,
-                                               step)
+                                               step, task_state)
         hit = jnp.all(batch["label"] == jnp.array(self.poison))
         return loss * jnp.where(hit, jnp.nan, 1.0), aux
 
@@ -318,9 +319,10 @@ def test_separate_lazy_r1_is_a_second_adam_update_on_the_r1_term(tiny_config):
     task, tx = run.task, run.d_tx
     step_key = jax.random.fold_in(state.key, state.step)
     sub_batch = jax.tree.map(lambda x: images_float(x[0]), jax.device_get(batch))
-    grads, (d_state, _, _) = jax.grad(task.discriminator_loss, has_aux=True)(
+    grads, (writes, _) = jax.grad(task.discriminator_loss, has_aux=True)(
         state.d_params, state.d_state, state.g_params, state.g_state, sub_batch,
-        _keys(step_key, 0, 16), state.step)
+        _keys(step_key, 0, 16), state.step, state.task_state)
+    d_state = writes["d_state"]
     updates, opt = tx.update(grads, state.d_opt_state, state.d_params)
     d_params = optax.apply_updates(state.d_params, updates)
     grads, _ = jax.grad(task.r1_loss, has_aux=True)(d_params, d_state, sub_batch,

@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from gan_jax.data.sources import DataError
+from gan_jax.data.errors import DataError
 
 _GZIP_MAGIC = b"\x1f\x8b"
 

@@ -12,6 +12,9 @@ from typing import Any, Protocol
 import numpy as np
 from PIL import Image
 
+from gan_jax.data.errors import DataError
+from gan_jax.data.idx import read_idx
+
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_ENV = "GAN_JAX_FASHION_MNIST_DIR"
 MIXED_CHANNELS = ("error", "convert")
@@ -19,10 +22,6 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".
 _GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F"})
 _16_BIT_GRAY_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N"})  # a PNG's 16-bit gray may be "I"
 _LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # ITU-R 601, as Pillow's 'L' conversion
-
-
-class DataError(ValueError):
-    """Bad data input; str(e) is one line naming the problem and the fix."""
 
 
 class ImageSource(Protocol):
@@ -181,8 +180,6 @@ _FASHION_SPLITS = {"train": ("train",), "test": ("t10k",), "all": ("train", "t10
 
 def _fashion_mnist_source(arg: str, resolution: int, channels: int, data_dir: str | None) -> ImageSource:
     """Fashion-MNIST from the original IDX gzip files (Debian package dataset-fashion-mnist)."""
-    from gan_jax.data.idx import read_idx
-
     split = arg or "train"
     if split not in _FASHION_SPLITS:
         raise DataError(f"unknown fashion_mnist split {split!r}; use one of {', '.join(_FASHION_SPLITS)}")

@@ -1,14 +1,15 @@
-"""Model registry: `config.model.name` -> (generator, discriminator) flax modules."""
+"""Model registry: `config.model.name` -> (generator, discriminator) flax modules, and the checks
+that a config fits them. Flax modules only: what trains them is in gan_jax.tasks."""
 
 from __future__ import annotations
 
-import importlib
 from typing import Callable
 
 import flax.linen as nn
 import ml_collections
 
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_stages
+from gan_jax.models import pix2pix, progressive, stylegan2
 from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
 from gan_jax.models.resnet import INITS, ResNetDiscriminator, ResNetGenerator, generator_base
 
@@ -87,37 +88,96 @@ def _check_resnet(config: ml_collections.ConfigDict) -> None:
         raise ValueError("config.model.attention_resolution: self-attention needs >= 8 channels")
 
 
-def _family(module: str, function: str) -> Callable:
-    """`function` of gan_jax.models.<module>, imported on first use (those modules define their
-    own task, and gan_jax.tasks imports this registry)."""
-    return lambda config: getattr(importlib.import_module(f"gan_jax.models.{module}"),
-                                  function)(config)
+def _cyclegan(config: ml_collections.ConfigDict) -> Pair:
+    """The architectures of CycleGAN's generators (g_ab, g_ba) and discriminators (d_a, d_b):
+    no dropout (the reference's CycleGAN default)."""
+    m = config.model
+    layers = {"n_layers": m.n_layers} if m.discriminator == "n_layers" else {}
+    return (pix2pix.GENERATORS[m.generator](out_channels=config.data.channels, ngf=m.ngf,
+                                            norm=m.norm, dropout=False),
+            pix2pix.DISCRIMINATORS[m.discriminator](ndf=m.ndf, norm=m.norm, **layers))
 
 
-def _pix2pix(function: str) -> Callable:
-    """`function` of gan_jax.pix2pix_task, imported on first use (it imports gan_jax.tasks)."""
-    return lambda config: getattr(importlib.import_module("gan_jax.pix2pix_task"),
-                                  function)(config)
+def _check_cyclegan(config: ml_collections.ConfigDict) -> None:
+    m, c, resolution = config.model, config.loss, config.data.resolution
+    _unconditional(config)
+    if m.generator not in ("resnet_6blocks", "resnet_9blocks"):
+        raise ValueError(f"config.model.generator: CycleGAN uses resnet_6blocks (<= 128 px) or "
+                         f"resnet_9blocks (256 px), got {m.generator!r}")
+    if m.discriminator not in pix2pix.DISCRIMINATORS:
+        raise ValueError(f"config.model.discriminator: one of {', '.join(pix2pix.DISCRIMINATORS)}, "
+                         f"got {m.discriminator!r}")
+    if m.norm != "instance":
+        raise ValueError(f"config.model.norm: CycleGAN here uses instance norm (the reference's "
+                         f"default; the networks keep no statistics), got {m.norm!r}")
+    if resolution % 4:
+        raise ValueError(f"config.data.resolution: the ResNet generator needs a multiple of 4, "
+                         f"got {resolution}")
+    n_layers = {"basic": 3, "n_layers": m.n_layers}.get(m.discriminator, 0)
+    if resolution // 2 ** n_layers < 3:
+        raise ValueError(f"config.model.n_layers: a PatchGAN with {n_layers} layers leaves no "
+                         f"logits at {resolution} px; use fewer")
+    if min(c.cycle_weight, c.identity_weight, c.pool_size) < 0:
+        raise ValueError("config.loss.cycle_weight, identity_weight, pool_size: must be >= 0")
+
+
+def _pix2pix(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
+    """pix2pix's G (A -> B) and conditional D (on concat(A, B))."""
+    m, d = config.model, config.data
+    d_axis = "data" if m.cross_replica_bn else None  # G's batch norm stays per device
+    generator = pix2pix.GENERATORS[m.generator](
+        out_channels=d.channels, ngf=m.ngf, norm=m.norm, dropout=m.dropout,
+        paper_test_time=m.paper_test_time, bn_momentum=m.bn_momentum)
+    kw = dict(n_layers=m.n_layers) if m.discriminator == "n_layers" else {}
+    discriminator = pix2pix.DISCRIMINATORS[m.discriminator](
+        ndf=m.ndf, norm=m.norm, bn_momentum=m.bn_momentum, bn_axis_name=d_axis, **kw)
+    return generator, discriminator
+
+
+def _check_pix2pix(config: ml_collections.ConfigDict) -> None:
+    """ValueError starting with the offending key for a config pix2pix cannot run."""
+    m, d, t = config.model, config.data, config.train
+    generators = sorted(pix2pix.GENERATORS)
+    if m.generator not in generators:
+        raise ValueError(f"config.model.generator: {m.generator!r} is not one of {', '.join(generators)}")
+    if m.discriminator not in pix2pix.DISCRIMINATORS:
+        raise ValueError(f"config.model.discriminator: {m.discriminator!r} is not one of "
+                         f"{', '.join(sorted(pix2pix.DISCRIMINATORS))}")
+    if m.norm not in pix2pix.NORMS:
+        raise ValueError(f"config.model.norm: {m.norm!r} is not one of {', '.join(pix2pix.NORMS)}")
+    if min(m.ngf, m.ndf, m.n_layers) < 1:
+        raise ValueError(f"config.model.ngf, ndf, n_layers: must be >= 1, got {m.ngf}, {m.ndf}, "
+                         f"{m.n_layers}")
+    side = 2 ** {"unet_32": 5, "unet_128": 7, "unet_256": 8}.get(m.generator, 2)
+    if d.resolution % side:
+        raise ValueError(f"config.data.resolution: {m.generator} takes sides that are multiples of "
+                         f"{side}, got {d.resolution}")
+    if d.load_size and d.load_size < d.resolution:
+        raise ValueError(f"config.data.load_size: {d.load_size} is below data.resolution "
+                         f"{d.resolution}, the random crop's size; use >= {d.resolution} or 0")
+    if not d.dataset:
+        raise ValueError("config.data.dataset: pix2pix needs paired data, e.g. 'edges2fashion' or "
+                         "'pairs:/path/to/facades'")
+    if m.num_classes:
+        raise ValueError("config.model.num_classes: pix2pix is not class-conditional; set it to 0")
+    if m.dropout and not m.generator.startswith("unet"):
+        raise ValueError(f"config.model.dropout: per-example dropout is implemented in the U-Net "
+                         f"generators only; set it to False for {m.generator}")
+    if t.g_batch_size not in (0, t.batch_size):
+        raise ValueError(f"config.train.g_batch_size: pix2pix's G step translates the real batch; "
+                         f"set it to 0, got {t.g_batch_size}")
 
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
     "dcgan": _dcgan, "mlp": _mlp, "resnet": _resnet,
-    "stylegan2": _family("stylegan2", "build_models"),
-    "progressive": _family("progressive", "build_models"),
-    "pix2pix": _pix2pix("build_models")}
+    "stylegan2": stylegan2.build_models, "progressive": progressive.build_models,
+    "cyclegan": _cyclegan, "pix2pix": _pix2pix}
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
 # starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {
     "dcgan": _check_dcgan, "mlp": _unconditional, "resnet": _check_resnet,
-    "stylegan2": _family("stylegan2", "check_config"),
-    "progressive": _family("progressive", "check_config"),
-    "pix2pix": _pix2pix("check_config")}
-# Model families whose training differs (StyleGAN2's style mixing, progressive growing's fade-in)
-# bring their own task: config -> task. The others use tasks.ImageGANTask.
-TASKS: dict[str, Callable] = {
-    "stylegan2": _family("stylegan2", "build_task"),
-    "progressive": _family("progressive", "build_task"),
-    "pix2pix": _pix2pix("build_task")}
+    "stylegan2": stylegan2.check_config, "progressive": progressive.check_config,
+    "cyclegan": _check_cyclegan, "pix2pix": _check_pix2pix}
 
 
 def build_models(config: ml_collections.ConfigDict) -> Pair:

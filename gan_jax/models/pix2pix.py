@@ -267,6 +267,7 @@ class PixelGANDiscriminator(_Discriminator):
 GENERATORS: dict[str, Callable[..., nn.Module]] = {
     "unet_256": lambda **kw: UNetGenerator(num_downs=8, **kw),
     "unet_128": lambda **kw: UNetGenerator(num_downs=7, **kw),
+    "unet_32": lambda **kw: UNetGenerator(num_downs=5, **kw),  # 32 px down to 1x1
     "resnet_9blocks": lambda **kw: ResNetTranslator(n_blocks=9, **kw),
     "resnet_6blocks": lambda **kw: ResNetTranslator(n_blocks=6, **kw)}
 DISCRIMINATORS: dict[str, Callable[..., nn.Module]] = {

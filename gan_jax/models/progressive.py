@@ -1,10 +1,11 @@
-"""Progressive growing of GANs (Karras et al. 2018, "PGGAN"), in one compiled train step.
+"""Progressive growing of GANs (Karras et al. 2018, "PGGAN"): the networks.
 
 Params for every resolution exist from init, so the state pytree (and its checkpoints) never change
-shape. Which resolution trains is a pure function of the train step, `Schedule(step) -> (level,
-alpha)`: level 0 (`start_resolution`) trains `stable_steps`; every later level first fades in over
-`fade_steps` (alpha rising linearly 0 -> 1), then trains `stable_steps` at alpha = 1; the last level
-trains on. A run resumed at any step therefore resumes in the same phase with the same alpha.
+shape. Which resolution trains is a pure function of the train step,
+`gan_jax.tasks.progressive.Schedule(step) -> (level, alpha)`: level 0 (`start_resolution`) trains
+`stable_steps`; every later level first fades in over `fade_steps` (alpha rising linearly 0 -> 1),
+then trains `stable_steps` at alpha = 1; the last level trains on. A run resumed at any step
+therefore resumes in the same phase with the same alpha.
 
 G and D pick their level with `nn.switch` over one static branch per level, so one compiled step
 serves every phase and runs only the active branch (the params of other levels get exact zero
@@ -21,66 +22,24 @@ dense -> dense(1). All layers use the equalized learning rate (N(0, 1) weights s
 He's constant). Channels of the block at 2**k px: min(fmap_base / 2**(k - 1), fmap_max), as
 `nf(stage)` in the reference code (github.com/tkarras/progressive_growing_of_gans).
 
-`ProgressiveTask` adds what the reference does around the networks: reals faded like the fakes
-(lerp between the level's image and its x2 down-up-sampled version), WGAN-GP on the full-resolution
-images D receives, and the drift term epsilon * E[D(x)^2].
+`gan_jax.tasks.progressive` adds what the reference does around the networks: the schedule, reals
+faded like the fakes (lerp between the level's image and its x2 down-up-sampled version), WGAN-GP
+on the full-resolution images D receives, and the drift term epsilon * E[D(x)^2].
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from typing import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gan_jax import losses, tasks
 from gan_jax.models.equalized import SQRT2, EqualConv, EqualDense, minibatch_stddev, pixel_norm
 from gan_jax.models.layers import downsample, upsample
 
 Array = jax.Array
-
-
-# --- schedule --------------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class Schedule:
-    """step -> (level, alpha): which resolution trains at a step, and the fade-in weight."""
-
-    num_levels: int
-    fade_steps: int
-    stable_steps: int
-
-    def __call__(self, step: Array) -> tuple[Array, Array]:
-        """(level int32 in [0, num_levels), alpha float32 in [0, 1]) at train step `step`.
-
-        Pure in the (traced) step: level 0 for steps [0, stable); level l >= 1 starts at
-        stable + (l - 1) * (fade + stable), with alpha = (step - start) / fade for `fade` steps,
-        then 1. The last level keeps alpha = 1 forever.
-        """
-        step = jnp.asarray(step, jnp.int32)
-        phase = self.fade_steps + self.stable_steps
-        since = step - self.stable_steps  # steps since level 1 started (< 0: level 0)
-        level = jnp.where(since < 0, 0, 1 + jnp.maximum(since, 0) // phase)
-        level = jnp.minimum(level, self.num_levels - 1).astype(jnp.int32)
-        into = since - (level - 1) * phase  # steps into the current level (level >= 1)
-        alpha = (jnp.clip(into.astype(jnp.float32) / self.fade_steps, 0.0, 1.0)
-                 if self.fade_steps else jnp.float32(1.0))
-        return level, jnp.where(level == 0, jnp.float32(1.0), alpha)
-
-    def segment(self, step: Array) -> Array:
-        """int32 stretch of steps over which PGGAN's lod keeps its floor and ceil: 0 at level 0,
-        2l - 1 while level l fades in, 2l once it is stable."""
-        level, alpha = self(step)
-        return 2 * level - (alpha < 1.0).astype(jnp.int32)
-
-    def phase_start(self, level: int) -> int:
-        """First step of `level` (its fade-in, or step 0 for level 0)."""
-        return 0 if level == 0 else self.stable_steps + (level - 1) * (self.fade_steps
-                                                                       + self.stable_steps)
 
 
 def level_resolutions(resolution: int, start_resolution: int) -> tuple[int, ...]:
@@ -91,22 +50,6 @@ def level_resolutions(resolution: int, start_resolution: int) -> tuple[int, ...]
             f"progressive growing needs powers of two with 4 <= start_resolution <= resolution, "
             f"got start_resolution={start_resolution}, resolution={resolution}")
     return tuple(start_resolution * 2 ** l for l in range(int(k - k0) + 1))
-
-
-def fade_images(images: Array, level: Array, alpha: Array, resolutions: tuple[int, ...]) -> Array:
-    """Real images as D sees them at (level, alpha): pooled to the level's resolution, lerped with
-    their x2 down-up-sampled version by alpha during a fade-in, upsampled back (nearest)."""
-    full = images.shape[1]
-
-    def at_level(l: int):
-        def branch(x, alpha):
-            x = downsample(x, full // resolutions[l])
-            if l > 0:
-                x = alpha * x + (1.0 - alpha) * upsample(downsample(x, 2), 2)
-            return upsample(x, full // resolutions[l])
-        return branch
-
-    return jax.lax.switch(level, [at_level(l) for l in range(len(resolutions))], images, alpha)
 
 
 def num_features(stage: int, fmap_base: int, fmap_max: int) -> int:
@@ -272,69 +215,7 @@ class ProgressiveDiscriminator(nn.Module):
         return _switch(self, level, branches, x, jnp.asarray(alpha, jnp.float32))
 
 
-# --- task ------------------------------------------------------------------------------------
-
-@dataclasses.dataclass(frozen=True)
-class WithDrift:
-    """A discriminator loss plus PGGAN's drift term epsilon * E[D(x)^2] on the real logits."""
-
-    loss: Callable[[Array, Array], Array]
-    epsilon: float
-
-    def __call__(self, real: Array, fake: Array) -> Array:
-        return self.loss(real, fake) + self.epsilon * jnp.mean(jnp.square(real.astype(jnp.float32)))
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class ProgressiveTask(tasks.ImageGANTask):
-    """An ImageGANTask whose networks run at `schedule(step)`; D also sees the reals faded there.
-
-    Metrics add 'level' and 'alpha' of the step. The optimizers restart from a fresh state
-    whenever the step enters a new `Schedule.segment` (a fade-in starts or ends), as
-    tkarras/progressive_growing_of_gans train.py with reset_opt_for_new_lod=True (floor or ceil
-    of lod changed); the count restarts too, so would a learning-rate schedule.
-    """
-
-    schedule: Schedule
-    resolutions: tuple[int, ...]
-
-    def init(self, key: Array, image_shape: tuple[int, int, int]):
-        kg, kd = jax.random.split(key)
-        g_vars = self.generator.init(kg, jnp.zeros((2, self.latent_dim)), None, train=False,
-                                     level=0, alpha=1.0)
-        d_vars = self.discriminator.init(kd, jnp.zeros((2, *image_shape)), None, train=False,
-                                         level=0, alpha=1.0)
-        return dict(g_vars), dict(d_vars)
-
-    def resets_optimizers(self, step: Array) -> Array:
-        step = jnp.asarray(step, jnp.int32)
-        return (step > 0) & (self.schedule.segment(step) != self.schedule.segment(step - 1))
-
-    def generate(self, g_params, g_state, z, labels, keys, step, train=False, truncation=None):
-        level, alpha = self.schedule(step)
-        return tasks.apply_module(self.generator, g_params, g_state, train, z, labels, level=level,
-                            alpha=alpha)
-
-    def critic(self, d_params, d_state, images, labels, step, train=True):
-        level, alpha = self.schedule(step)
-        return tasks.apply_module(self.discriminator, d_params, d_state, train, images, labels,
-                            level=level, alpha=alpha)
-
-    def discriminator_loss(self, d_params, d_state, g_params, g_state, batch, keys, step):
-        level, alpha = self.schedule(step)
-        batch = dict(batch, image=fade_images(batch["image"], level, alpha, self.resolutions))
-        loss, (new_state, g_state, metrics) = super().discriminator_loss(
-            d_params, d_state, g_params, g_state, batch, keys, step)
-        metrics = {**metrics, "level": level.astype(jnp.float32), "alpha": alpha}
-        return loss, (new_state, g_state, metrics)
-
-    def r1_loss(self, d_params, d_state, batch, keys, step):
-        level, alpha = self.schedule(step)
-        batch = dict(batch, image=fade_images(batch["image"], level, alpha, self.resolutions))
-        return super().r1_loss(d_params, d_state, batch, keys, step)
-
-
-# --- builders (registered in gan_jax.models / gan_jax.tasks) ---------------------------------
+# --- builders (registered in gan_jax.models) ---------------------------------------------------
 
 def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
     """(ProgressiveGenerator, ProgressiveDiscriminator) of config.progressive and config.data."""
@@ -342,24 +223,6 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Modul
     widths = dict(start_resolution=p.start_resolution, fmap_base=p.fmap_base, fmap_max=p.fmap_max)
     return (ProgressiveGenerator(d.resolution, d.channels, **widths),
             ProgressiveDiscriminator(d.resolution, mbstd_group_size=p.mbstd_group_size, **widths))
-
-
-def build_schedule(config: ml_collections.ConfigDict) -> Schedule:
-    p = config.progressive
-    levels = level_resolutions(config.data.resolution, p.start_resolution)
-    return Schedule(len(levels), p.fade_steps, p.stable_steps)
-
-
-def build_task(config: ml_collections.ConfigDict) -> ProgressiveTask:
-    """The progressive task: `loss.name` (PGGAN: wgan with gp_weight 10) plus the drift term
-    `progressive.drift_weight`."""
-    p = config.progressive
-    options = tasks.task_options(config)
-    base = options.pop("loss")
-    loss = losses.GANLoss(WithDrift(base.discriminator, p.drift_weight), base.generator)
-    return ProgressiveTask(
-        *build_models(config), loss, **options, schedule=build_schedule(config),
-        resolutions=level_resolutions(config.data.resolution, p.start_resolution))
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:

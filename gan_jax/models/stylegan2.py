@@ -29,15 +29,13 @@ the noise is drawn from per-example keys the caller passes (`noise_keys`, folded
 index), never from a module RNG, so images do not depend on the batch split or device count;
 noise_keys=None means no noise (NVlabs' noise_mode='none').
 
-Training (`StyleGAN2Task`): non-saturating loss; lazy R1 (the base task's `r1_every`: gamma/2 *
-r1_every * R1 added to D's loss on those steps, where NVlabs takes a separate optimizer step; the
-configs keep their Adam lr/beta adjustment for it); style mixing with a crossover layer drawn per
-example (NVlabs: one per batch). Path length regularisation is not implemented.
+Training lives in `gan_jax.tasks.stylegan2` (StyleGAN2Task): non-saturating loss; lazy R1 (the
+base task's `r1_every` and `r1_mode`); style mixing with a crossover layer drawn per example
+(NVlabs: one per batch). Path length regularisation is not implemented.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import flax.linen as nn
@@ -45,7 +43,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gan_jax import tasks
 from gan_jax.models.equalized import (DEFAULT_FILTER, EqualConv, EqualDense, fir_filter, lrelu,
                                       minibatch_stddev, pixel_norm, upsample_2x)
 from gan_jax.models.layers import conv, conv_transpose
@@ -312,52 +309,7 @@ class StyleGAN2Discriminator(nn.Module):
         return jnp.sum(x * cmap, axis=-1) / math.sqrt(cmap_dim)
 
 
-# --- task --------------------------------------------------------------------------------------
-
-# Purposes of per-example random streams (tasks.fold_keys), beside tasks.LATENT & co.
-NOISE, MIX_LATENT, MIX_COIN, MIX_CUTOFF = 100, 101, 102, 103
-
-
-@dataclasses.dataclass(frozen=True, kw_only=True)
-class StyleGAN2Task(tasks.ImageGANTask):
-    """ImageGANTask whose generator gets per-example noise keys and, in training, style mixing.
-
-    style_mixing_prob: each training fake (for D and for G) takes, with this probability, its
-      styles from layer c on from a second latent, c uniform in [1, num_ws) and drawn per example
-      (NVlabs draws one c per batch). truncation in `sample`/`generate` is StyleGAN's psi in w
-      space, not a truncated z (`latents` ignores it). Lazy R1 is the base task's (`r1_every`,
-      `r1_mode`). The D step writes back G's 'w_avg', as NVlabs' Dmain phase updates it, and the
-      EMA generator takes G's w_avg as it is (training_loop.py copies G's buffers into G_ema).
-    """
-
-    style_mixing_prob: float
-    d_step_g_collections: tuple[str, ...] = ("w_avg",)
-    ema_collections: str = "copy"
-
-    def latents(self, keys: Array, truncation: float | None = None) -> Array:
-        """(B, latent_dim) standard normal z; truncation (psi) acts on w in `generate` instead."""
-        return super().latents(keys)
-
-    def mixing_cutoffs(self, keys: Array) -> Array:
-        """(B,) int32: the first layer styled by the mixing latent; num_ws (no mixing) with
-        probability 1 - style_mixing_prob."""
-        n = self.generator.num_ws
-        mix = jax.vmap(jax.random.uniform)(tasks.fold_keys(keys, MIX_COIN)) < self.style_mixing_prob
-        cutoff = jax.vmap(lambda k: jax.random.randint(k, (), 1, n))(
-            tasks.fold_keys(keys, MIX_CUTOFF))
-        return jnp.where(mix, cutoff, n).astype(jnp.int32)
-
-    def generate(self, g_params, g_state, z: Array, labels: Array | None, keys: Array, step: Array,
-                 train: bool = False, truncation: float | None = None):
-        """(images, new G collections); noise from `keys`, style mixing when training."""
-        kwargs = dict(noise_keys=tasks.fold_keys(keys, NOISE), truncation_psi=truncation)
-        if train and self.style_mixing_prob:
-            kwargs.update(mix_z=self.latents(tasks.fold_keys(keys, MIX_LATENT)),
-                          mix_cutoff=self.mixing_cutoffs(keys))
-        return tasks.apply_module(self.generator, g_params, g_state, train, z, labels, **kwargs)
-
-
-# --- builders (registered in gan_jax.models / gan_jax.tasks) -----------------------------------
+# --- builders (registered in gan_jax.models) -----------------------------------------------------
 
 def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
     """(StyleGAN2Generator, StyleGAN2Discriminator) of `config.stylegan2`, `model` and `data`."""
@@ -372,13 +324,6 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Modul
                                    mbstd_num_features=s.mbstd_num_features,
                                    num_classes=m.num_classes, mapping_layers=s.d_mapping_layers,
                                    **lr_mul, **widths))
-
-
-def build_task(config: ml_collections.ConfigDict) -> StyleGAN2Task:
-    """The StyleGAN2 task: `loss.*` (StyleGAN2: non_saturating, r1_weight gamma, r1_every 16) and
-    `stylegan2.style_mixing_prob`."""
-    return StyleGAN2Task(*build_models(config), **tasks.task_options(config),
-                         style_mixing_prob=config.stylegan2.style_mixing_prob)
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:

@@ -1,13 +1,17 @@
-"""Tasks: what a GAN trains. A task owns the networks and supplies the discriminator and generator
-losses; the train step only differentiates, averages and applies updates.
+"""The image GAN task: what a noise-to-image GAN trains. A task owns the networks and supplies the
+discriminator and generator losses; the train step only differentiates, averages and applies
+updates, and writes back exactly the state each step declares.
 
 A task's losses are pure functions of (params, mutable collections, a batch slice, per-example
-keys, the train step) and return (loss, aux): the generator loss (loss, (new G collections,
-metrics)), the discriminator loss (loss, (new D collections, G collections, metrics)), where the G
-collections are G's input ones with those named in `d_step_g_collections` written back. Multi-network models
-(CycleGAN's two generators and two discriminators) are tasks whose params are dicts of networks;
-model families with their own training tricks (StyleGAN2's lazy R1 and style mixing, progressive
-growing's fade-in) subclass `ImageGANTask` and override what differs.
+keys, the train step, the task's own state) and return (loss, (writes, metrics)): `writes` maps
+each name the task declares for that step (`d_step_writes`, `g_step_writes`) to its new value. A
+name is a state field ('d_state', 'g_state', 'task_state': the whole field) or 'field/collection'
+(one collection of it, e.g. 'g_state/w_avg'). The train step averages written 'g_state' and
+'d_state' values over devices; 'task_state' (image pools, ...) is computed identically on every
+device and written as it is. Multi-network models (CycleGAN's two generators and two
+discriminators) are tasks whose params are dicts of networks; model families with their own
+training tricks (StyleGAN2's lazy R1 and style mixing, progressive growing's fade-in) subclass
+`ImageGANTask` and override what differs.
 
 Module call convention: generator(z, labels, train=...) -> images (B, H, W, C) in [-1, 1];
 discriminator(images, labels, train=...) -> logits (B,). `labels` is None for unconditional tasks.
@@ -24,11 +28,12 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan_jax import augment, losses
-from gan_jax.models import TASKS, build_models
+from gan_jax.models import build_models
 
 Array = jax.Array
 Batch = dict[str, Array]
 Variables = dict[str, Any]
+Writes = dict[str, Any]  # write-back name ('d_state', 'g_state/w_avg', ...) -> new value
 Augment = Callable[[Array, Array], Array]  # (images, per-example keys) -> images
 
 # Purposes of per-example random streams: fold_in(example_key, PURPOSE). Subclasses use >= 100.
@@ -62,7 +67,9 @@ class ImageGANTask:
       discriminator loss of those steps.
     d_step_g_collections: G's mutable collections that the D step's training-mode G calls update
       and write back (StyleGAN2: 'w_avg', as NVlabs' mapping in the Dmain phase); the others are
-      left as they were.
+      left as they were. The D step writes D's collections and these (`d_step_writes`); the G
+      step writes G's collections (`g_step_writes`); neither writes D's collections from the G
+      step's D call.
     ema_collections: how the EMA generator's own collections follow G's: 'average' (with the
       params' decay, as BigGAN-PyTorch's `ema` averages every state_dict entry) or 'copy' (NVlabs'
       StyleGAN2 copies G's buffers, w_avg included, into G_ema at each step).
@@ -84,12 +91,28 @@ class ImageGANTask:
     d_step_g_collections: tuple[str, ...] = ()
     ema_collections: str = "average"
 
-    image_to_image = False  # noise-to-image (image-to-image tasks: True, with `translate`)
-
     @property
     def separate_r1(self) -> bool:
         """True when R1 is its own D update (`r1_loss`) rather than part of `discriminator_loss`."""
         return bool(self.r1_weight) and self.r1_every > 1 and self.r1_mode == "separate"
+
+    image_to_image = False  # noise-to-image; image-to-image tasks also have `translate`
+    directions = ()  # translation directions of image-to-image tasks ("a2b", "b2a")
+
+    @property
+    def d_step_writes(self) -> tuple[str, ...]:
+        """What `discriminator_loss` writes back: D's collections, and G's named in
+        `d_step_g_collections`."""
+        return ("d_state", *(f"g_state/{name}" for name in self.d_step_g_collections))
+
+    @property
+    def g_step_writes(self) -> tuple[str, ...]:
+        """What `generator_loss` writes back: G's collections."""
+        return ("g_state",)
+
+    def init_task_state(self, image_shape: tuple[int, int, int]) -> dict[str, Any]:
+        """The state this task owns beside the networks ({}: none)."""
+        return {}
 
     def resets_optimizers(self, step: Array) -> Array:
         """bool: whether step `step` starts G's and D's optimizers from a fresh state (never here;
@@ -138,14 +161,13 @@ class ImageGANTask:
         return batch["label"] if self.num_classes else None
 
     def discriminator_loss(self, d_params, d_state, g_params, g_state, batch: Batch, keys: Array,
-                           step: Array):
-        """D loss on a real batch and fakes from per-example keys; of G's collections only those
-        named in `d_step_g_collections` are updated."""
+                           step: Array, task_state: dict[str, Any]):
+        """D loss on a real batch and fakes from per-example keys; writes D's collections and G's
+        named in `d_step_g_collections`."""
         real, real_labels = batch["image"], self.real_labels(batch)
         fake_labels = self.labels(keys)
         fake, new_g_state = self.generate(g_params, g_state, self.latents(keys), fake_labels, keys,
                                           step, train=True)
-        g_state = {**g_state, **{name: new_g_state[name] for name in self.d_step_g_collections}}
         fake = jax.lax.stop_gradient(fake)
         real_logits, new_state = self.critic(
             d_params, d_state, self.augmented(real, keys, AUGMENT_REAL), real_labels, step)
@@ -170,7 +192,9 @@ class ImageGANTask:
             else:
                 metrics["r1"] = losses.r1_penalty(critic_fn, real)
             loss = loss + 0.5 * self.r1_weight * self.r1_every * metrics["r1"]
-        return loss, (new_state, g_state, metrics)
+        writes = {"d_state": new_state, **{f"g_state/{name}": new_g_state[name]
+                                           for name in self.d_step_g_collections}}
+        return loss, (writes, metrics)
 
     def r1_loss(self, d_params, d_state, batch: Batch, keys: Array, step: Array):
         """(gamma / 2 * r1_every * R1 on the real batch, {'r1': R1}): the separate lazy-R1 update
@@ -182,8 +206,9 @@ class ImageGANTask:
         return 0.5 * self.r1_weight * self.r1_every * r1, {"r1": r1}
 
     def generator_loss(self, g_params, g_state, d_params, d_state, batch: Batch, keys: Array,
-                       step: Array):
-        """G loss on fakes from per-example keys; D's collections are not updated."""
+                       step: Array, task_state: dict[str, Any]):
+        """G loss on fakes from per-example keys; writes G's collections (D's new ones from this
+        step's D call are discarded: D is only judged here)."""
         labels = self.labels(keys)
         fake, new_state = self.generate(g_params, g_state, self.latents(keys), labels, keys, step,
                                         train=True)
@@ -194,7 +219,7 @@ class ImageGANTask:
         if self.ortho_weight:
             metrics["ortho"] = losses.orthogonal_regularization(g_params)
             loss = loss + self.ortho_weight * metrics["ortho"]
-        return loss, (new_state, metrics)
+        return loss, ({"g_state": new_state}, metrics)
 
     def sample(self, g_params, g_state, keys: Array, step: Array, labels: Array | None = None,
                truncation: float | None = None, z: Array | None = None) -> Array:
@@ -220,8 +245,6 @@ def task_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
 
 
 def build_task(config: ml_collections.ConfigDict) -> ImageGANTask:
-    """The task a config describes."""
-    if config.model.name in TASKS:
-        return TASKS[config.model.name](config)
+    """The ImageGANTask of the (generator, discriminator) pair `config.model.name` names."""
     generator, discriminator = build_models(config)
     return ImageGANTask(generator, discriminator, **task_options(config))

@@ -39,23 +39,15 @@ import ml_collections
 
 from gan_jax import losses
 from gan_jax.data.image_pairs import paired_crop_flip
-from gan_jax.models.pix2pix import DISCRIMINATORS, GENERATORS, NORMS, UNetGenerator
-from gan_jax.tasks import fold_keys
+from gan_jax.models import build_models
+from gan_jax.models.pix2pix import UNetGenerator
+from gan_jax.tasks.image_gan import fold_keys
 
 Array = jax.Array
 Batch = dict[str, Array]
 Variables = dict[str, Any]
 
 CROP, DROPOUT = 100, 101  # per-example stream purposes (tasks.py: subclasses use >= 100)
-# pix2pix's U-Net depths by image side (models/pix2pix.py GENERATORS, plus 32 px: 5 downs to 1x1)
-UNET_32 = "unet_32"
-
-
-def _generator_factory(name: str):
-    if name == UNET_32:
-        return lambda **kw: UNetGenerator(num_downs=5, **kw)
-    return GENERATORS[name]
-
 
 @dataclasses.dataclass(frozen=True)
 class Pix2PixTask:
@@ -74,8 +66,13 @@ class Pix2PixTask:
     directions = ("a2b",)
     num_classes = 0
     separate_r1 = False
-    d_step_g_collections = ()
     ema_collections = "average"
+    d_step_writes = ("d_state",)  # D's batch-norm statistics; G's are left as they were
+    g_step_writes = ("g_state",)  # G's batch-norm statistics
+
+    def init_task_state(self, image_shape: tuple[int, int, int]) -> dict[str, Any]:
+        """{}: pix2pix owns no state beside the networks."""
+        return {}
 
     def resets_optimizers(self, step: Array) -> Array:
         """bool: never (the train-step protocol of tasks.ImageGANTask)."""
@@ -131,7 +128,7 @@ class Pix2PixTask:
         return paired_crop_flip(batch["a"], batch["b"], fold_keys(keys, CROP), self.crop_size)
 
     def discriminator_loss(self, d_params, d_state, g_params, g_state, batch: Batch, keys: Array,
-                           step: Array):
+                           step: Array, task_state: dict[str, Any]):
         """0.5 * (GAN loss of D on fake and real pairs); G's collections are not updated."""
         a, b = self.pairs(batch, keys)
         fake, _ = self.generate(g_params, g_state, a, keys, train=True)
@@ -140,17 +137,17 @@ class Pix2PixTask:
         loss = 0.5 * self.loss.discriminator(real_logits, fake_logits)
         metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits),
                    "d_fake": jnp.mean(fake_logits)}
-        return loss, (d_state, g_state, metrics)
+        return loss, ({"d_state": d_state}, metrics)
 
     def generator_loss(self, g_params, g_state, d_params, d_state, batch: Batch, keys: Array,
-                       step: Array):
+                       step: Array, task_state: dict[str, Any]):
         """GAN loss of D on (A, G(A)) + l1_weight * mean|G(A) - B|; D's collections not updated."""
         a, b = self.pairs(batch, keys)
         fake, g_state = self.generate(g_params, g_state, a, keys, train=True)
         gan = self.loss.generator(self.critic(d_params, d_state, a, fake)[0])
         l1 = jnp.mean(jnp.abs(fake - b))
         loss = gan + self.l1_weight * l1
-        return loss, (g_state, {"g_loss": loss, "g_gan": gan, "l1": l1})
+        return loss, ({"g_state": g_state}, {"g_loss": loss, "g_gan": gan, "l1": l1})
 
     def translate(self, g_params, g_state, images: Array, keys: Array, direction: str = "a2b"
                   ) -> Array:
@@ -161,59 +158,8 @@ class Pix2PixTask:
         return self.generate(g_params, g_state, images, keys, train=False)[0]
 
 
-def _modules(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
-    m, d = config.model, config.data
-    d_axis = "data" if m.cross_replica_bn else None
-    generator = _generator_factory(m.generator)(
-        out_channels=d.channels, ngf=m.ngf, norm=m.norm, dropout=m.dropout,
-        paper_test_time=m.paper_test_time, bn_momentum=m.bn_momentum)
-    kw = dict(n_layers=m.n_layers) if m.discriminator == "n_layers" else {}
-    discriminator = DISCRIMINATORS[m.discriminator](
-        ndf=m.ndf, norm=m.norm, bn_momentum=m.bn_momentum, bn_axis_name=d_axis, **kw)
-    return generator, discriminator
-
-
-def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
-    """(G, D) of a pix2pix config."""
-    return _modules(config)
-
-
 def build_task(config: ml_collections.ConfigDict) -> Pix2PixTask:
     """The pix2pix task of a config."""
-    generator, discriminator = _modules(config)
+    generator, discriminator = build_models(config)
     return Pix2PixTask(generator, discriminator, losses.LOSSES[config.loss.name],
                        config.data.resolution, config.loss.l1_weight)
-
-
-def check_config(config: ml_collections.ConfigDict) -> None:
-    """ValueError starting with the offending key for a config pix2pix cannot run."""
-    m, d, t = config.model, config.data, config.train
-    generators = sorted([*GENERATORS, UNET_32])
-    if m.generator not in generators:
-        raise ValueError(f"config.model.generator: {m.generator!r} is not one of {', '.join(generators)}")
-    if m.discriminator not in DISCRIMINATORS:
-        raise ValueError(f"config.model.discriminator: {m.discriminator!r} is not one of "
-                         f"{', '.join(sorted(DISCRIMINATORS))}")
-    if m.norm not in NORMS:
-        raise ValueError(f"config.model.norm: {m.norm!r} is not one of {', '.join(NORMS)}")
-    if min(m.ngf, m.ndf, m.n_layers) < 1:
-        raise ValueError(f"config.model.ngf, ndf, n_layers: must be >= 1, got {m.ngf}, {m.ndf}, "
-                         f"{m.n_layers}")
-    side = 2 ** {"unet_32": 5, "unet_128": 7, "unet_256": 8}.get(m.generator, 2)
-    if d.resolution % side:
-        raise ValueError(f"config.data.resolution: {m.generator} takes sides that are multiples of "
-                         f"{side}, got {d.resolution}")
-    if d.load_size and d.load_size < d.resolution:
-        raise ValueError(f"config.data.load_size: {d.load_size} is below data.resolution "
-                         f"{d.resolution}, the random crop's size; use >= {d.resolution} or 0")
-    if not d.dataset:
-        raise ValueError("config.data.dataset: pix2pix needs paired data, e.g. 'edges2fashion' or "
-                         "'pairs:/path/to/facades'")
-    if m.num_classes:
-        raise ValueError("config.model.num_classes: pix2pix is not class-conditional; set it to 0")
-    if m.dropout and not m.generator.startswith("unet"):
-        raise ValueError(f"config.model.dropout: per-example dropout is implemented in the U-Net "
-                         f"generators only; set it to False for {m.generator}")
-    if t.g_batch_size not in (0, t.batch_size):
-        raise ValueError(f"config.train.g_batch_size: pix2pix's G step translates the real batch; "
-                         f"set it to 0, got {t.g_batch_size}")
