@@ -74,18 +74,19 @@ def test_shape_change_is_refused_in_one_line_and_nothing_is_renamed(tiny_config_
     assert tree_listing(workdir / "checkpoints") == before  # nothing renamed, nothing written
 
 
-def test_turning_the_ema_off_and_on_is_carried_over(tiny_config_file, tmp_path, one_device):
+def test_turning_the_ema_off_and_on_is_carried_over(tiny_config, tmp_path, one_device):
     workdir = tmp_path / "run"
-    base = ("gan_jax.train", f"--workdir={workdir}", f"--config={tiny_config_file}",
-            "--config.allow_config_change=True")
-    assert run_module(*base).returncode == 0
-    proc = run_module(*base, "--config.train.num_steps=6", "--config.ema.decay=0")
-    assert proc.returncode == 0, proc.stderr
-    assert "ema.decay=0: dropping the EMA generator of checkpoint step 4" in proc.stderr
-    proc = run_module(*base, "--config.train.num_steps=8")
-    assert proc.returncode == 0, proc.stderr
-    assert ("starting ema_params and ema_state from the generator of checkpoint step 6"
-            in proc.stderr)
+    tiny_config.allow_config_change = True
+    train_and_evaluate(tiny_config, workdir, devices=one_device, progress=False)
+    decay = tiny_config.ema.decay
+    tiny_config.train.num_steps, tiny_config.ema.decay = 6, 0.0
+    with pytest.warns(RuntimeWarning, match="ema.decay=0: dropping the EMA generator of "
+                                            "checkpoint step 4"):
+        train_and_evaluate(tiny_config, workdir, devices=one_device, progress=False)
+    tiny_config.train.num_steps, tiny_config.ema.decay = 8, decay
+    with pytest.warns(RuntimeWarning, match="starting ema_params and ema_state from the "
+                                            "generator of checkpoint step 6"):
+        train_and_evaluate(tiny_config, workdir, devices=one_device, progress=False)
     assert step_dirs(workdir / "checkpoints") == ["4", "6", "8"]
 
     # What the last run started from: the EMA is the restored generator, bit for bit.
