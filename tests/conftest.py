@@ -12,13 +12,6 @@ from pathlib import Path
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
                            + " --xla_force_host_platform_device_count=8").strip()
-# Most of the suite's time is XLA:CPU compiling tiny models, most of that LLVM's optimisation of
-# code that then runs for milliseconds: compile at -O0 (tests/test_pix2pix_models.py: 96 s of CPU
-# -> 56 s). The HLO and the float semantics are unchanged (no fast-math either way), and every
-# process of the session, `python -m` subprocesses too, compiles alike. GAN_JAX_TEST_XLA_O0=0
-# turns it off.
-if os.environ.get("GAN_JAX_TEST_XLA_O0", "1") == "1":
-    os.environ["XLA_FLAGS"] += " --xla_backend_optimization_level=0"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Many tests train the same tiny config twice (resume, determinism, device counts), also in the
 # `python -m gan_jax.train` subprocesses, which inherit these variables: a compilation cache
