@@ -210,6 +210,31 @@ def test_skip_mode_skips_exactly_the_non_finite_step(tiny_config, one_device, tm
         train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
 
 
+def test_skip_mode_logs_the_means_of_the_applied_steps(tiny_config, one_device, tmp_path,
+                                                       monkeypatch):
+    """A logging interval holding a skipped step logs its other steps' means, not NaN."""
+    reference_run = run_lib.build_run(tiny_config, one_device)  # unpoisoned
+    step_fn = reference_run.train_step()
+    state, d_losses = reference_run.init_state(), []
+    with _batches(tiny_config, 0) as batches:
+        for step in range(4):
+            batch = parallel.put_batch(next(batches)[1], reference_run.mesh)
+            if step == 2:
+                state = state.replace(step=state.step + 1, skipped=state.skipped + 1)
+            else:
+                state, metrics = step_fn(state, batch)
+                d_losses.append(float(metrics["d_loss"]))
+
+    tiny_config.train.on_nonfinite = "skip"  # logs at steps 2 and 4: the second holds step 3
+    _poison_step(monkeypatch, tiny_config, 2)
+    with pytest.warns(RuntimeWarning, match=r"1 of steps 3\.\.4 had a non-finite loss"):
+        train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["skipped"]) for r in logged] == [(2, 0), (4, 1)]
+    assert logged[0]["d_loss"] == pytest.approx((d_losses[0] + d_losses[1]) / 2, rel=1e-6)
+    assert logged[1]["d_loss"] == d_losses[2]  # step 4's alone
+
+
 def _corrupt(step_dir, how):
     files = sorted((p for p in (step_dir / "state").rglob("*") if p.is_file()),
                    key=lambda p: p.stat().st_size)
