@@ -327,7 +327,7 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
         (workdir / "samples").mkdir(exist_ok=True)
 
     train = config.train
-    writer = MetricWriter(workdir, enabled=is_main)
+    writer = MetricWriter(workdir, enabled=is_main, start=start)
     batches = BatchIterator(source, train.seed, start, train.batch_size, train.n_critic,
                             jax.process_index(), jax.process_count())
     bar = tqdm.tqdm(total=train.num_steps, initial=start, disable=not (progress and is_main),
