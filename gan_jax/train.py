@@ -180,10 +180,12 @@ def _set_aside(checkpoints: Checkpoints, step: int, error: Exception) -> None:
 
 
 @jax.jit
-def _add(total: dict, metrics: dict, skipped_before: jax.Array) -> dict:
-    """total + one step's metrics, per key, and total['applied'] + 1; a step that was skipped
-    (metrics['skipped'] > skipped_before) leaves total as it is (on device: the loop sums each
-    step's metrics without waiting)."""
+def _add(total: dict | None, metrics: dict, skipped_before: jax.Array) -> dict:
+    """total (None: zeros) + one step's metrics, per key, and total['applied'] + 1; a step that
+    was skipped (metrics['skipped'] > skipped_before) leaves total as it is (on device: the loop
+    sums each step's metrics without waiting)."""
+    if total is None:
+        total = jax.tree.map(jnp.zeros_like, {**metrics, "applied": metrics["skipped"]})
     applied = metrics["skipped"] == skipped_before
     step = {**metrics, "applied": jnp.ones((), jnp.float32)}
     return jax.tree.map(lambda t, m: jnp.where(applied, t + m, t), total, step)
@@ -344,8 +346,6 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
             for step in range(start, train.num_steps):
                 _, batch = next(batches)
                 state, metrics = step_fn(state, parallel.put_batch(batch, run.mesh))
-                if sums is None:
-                    sums = jax.tree.map(jnp.zeros_like, {**metrics, "applied": metrics["skipped"]})
                 sums, skipped_before = _add(sums, metrics, skipped_before), metrics["skipped"]
                 done = step + 1
                 bar.update(1)
