@@ -26,16 +26,22 @@ def drop_steps_after(path: Path, step: int) -> None:
 
 
 class MetricWriter:
-    """write(step, {name: float}) appends one JSON line and one TensorBoard scalar per name."""
+    """write(step, {name: float}) appends one JSON line and one TensorBoard scalar per name.
 
-    def __init__(self, workdir: str | Path, enabled: bool = True):
+    A run resumed at step `start` opens its event file with TensorBoard's restart marker (a
+    SessionLog START at step start + 1): TensorBoard then hides the scalars of steps > start that
+    a crashed run wrote before it (tensorboard's event_accumulator purges on that marker), as
+    drop_steps_after does for metrics.jsonl.
+    """
+
+    def __init__(self, workdir: str | Path, enabled: bool = True, start: int = 0):
         self.enabled = enabled
         if not enabled:
             return
         from tensorboardX import SummaryWriter
 
         self._jsonl = open(Path(workdir) / "metrics.jsonl", "a", encoding="utf-8")
-        self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"))
+        self._tb = SummaryWriter(str(Path(workdir) / "tensorboard"), purge_step=start + 1)
 
     def write(self, step: int, scalars: dict[str, float]) -> None:
         if not self.enabled:

@@ -180,17 +180,24 @@ def _set_aside(checkpoints: Checkpoints, step: int, error: Exception) -> None:
 
 
 @jax.jit
-def _add(total: dict, metrics: dict) -> dict:
-    """total + metrics, per key (on device: the loop sums each step's metrics without waiting)."""
-    return jax.tree.map(jnp.add, total, metrics)
+def _add(total: dict | None, metrics: dict, skipped_before: jax.Array) -> dict:
+    """total (None: zeros) + one step's metrics, per key, and total['applied'] + 1; a step that
+    was skipped (metrics['skipped'] > skipped_before) leaves total as it is (on device: the loop
+    sums each step's metrics without waiting)."""
+    if total is None:
+        total = jax.tree.map(jnp.zeros_like, {**metrics, "applied": metrics["skipped"]})
+    applied = metrics["skipped"] == skipped_before
+    step = {**metrics, "applied": jnp.ones((), jnp.float32)}
+    return jax.tree.map(lambda t, m: jnp.where(applied, t + m, t), total, step)
 
 
 def _check_finite(step: int, scalars: dict, since: tuple[int, int], train: ml_collections.ConfigDict,
                   checkpoints: Checkpoints) -> None:
     """Stop (FloatingPointError) on a non-finite loss or param, or warn about skipped steps.
 
-    `scalars` are the means of the metrics of every step since the last log (a non-finite value
-    in any step makes its mean non-finite; params_finite is 1 only when it was 1 in every step);
+    `scalars` are the means of the metrics of every applied step since the last log (a
+    non-finite value in any step makes its mean non-finite; params_finite is 1 only when it was 1
+    in every step);
     `since` is (step, skipped count) at the previous check.
     """
     last_good = f"last good checkpoint: step {checkpoints.latest_step()} (left untouched)"
@@ -351,7 +358,7 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
         (workdir / "samples").mkdir(exist_ok=True)
 
     train = config.train
-    writer = MetricWriter(workdir, enabled=is_main)
+    writer = MetricWriter(workdir, enabled=is_main, start=start)
     batches = BatchIterator(source, train.seed, start, train.batch_size, train.n_critic,
                             jax.process_index(), jax.process_count())
     bar = tqdm.tqdm(total=train.num_steps, initial=start, disable=not (progress and is_main),
@@ -359,7 +366,8 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
     images_per_step = train.batch_size * train.n_critic
     last_time, last_step = time.perf_counter(), start
     checked = (start, int(parallel.to_host(state.skipped)))  # (step, skipped) at the last check
-    sums, count = None, 0  # per-step metrics summed on device since the last log
+    sums = None  # per-step metrics of the applied steps since the last log, summed on device
+    skipped_before = np.float32(checked[1])  # the skip count before this step
     eval_every = config.eval.every_steps if evaluator is not None else 0
     best = _Best(workdir, config.eval.best_metric) if eval_every and config.eval.best_metric else None
     try:
@@ -367,7 +375,7 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
             for step in range(start, train.num_steps):
                 _, batch = next(batches)
                 state, metrics = step_fn(state, parallel.put_batch(batch, run.mesh))
-                sums, count = (metrics if sums is None else _add(sums, metrics)), count + 1
+                sums, skipped_before = _add(sums, metrics, skipped_before), metrics["skipped"]
                 done = step + 1
                 bar.update(1)
                 stop = guard.should_stop(done)
@@ -376,7 +384,10 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
                 sample_now = bool(train.sample_every_steps) and done % train.sample_every_steps == 0
                 eval_now = bool(eval_every) and (done % eval_every == 0 or done == train.num_steps)
                 if log_now or sample_now or eval_now:  # nothing non-finite is written or evaluated
-                    scalars = {k: float(v) / count for k, v in parallel.to_host(sums).items()}
+                    totals = parallel.to_host(sums)
+                    applied = float(totals.pop("applied"))  # 0: every step was skipped
+                    scalars = {k: float(v) / applied if applied else math.nan
+                               for k, v in totals.items()}
                     scalars["skipped"] = float(parallel.to_host(state.skipped))  # a count, not a mean
                     _check_finite(done, scalars, checked, train, checkpoints)
                     checked = (done, int(scalars["skipped"]))
@@ -386,7 +397,7 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
                     last_time, last_step = now, done
                     writer.write(done, scalars)
                     bar.set_postfix({k: f"{scalars[k]:.3g}" for k in ("d_loss", "g_loss", "img_per_s")})
-                    sums, count = None, 0
+                    sums = None
                 if is_main and sample_now:
                     path = workdir / "samples" / f"step_{done:07d}.png"
                     if write_translations is None:

@@ -83,3 +83,34 @@ def run_module(*args, timeout=180):
     """`python -m args...` in a subprocess (which inherits the 8 CPU devices)."""
     return subprocess.run([sys.executable, "-m", *args], capture_output=True, text=True,
                           timeout=timeout)
+
+
+def run_main(main, argv, monkeypatch):
+    """A command's `main(argv)` in this process: (exit status, stderr). The absl flags it defines
+    are removed and the signal handlers restored afterwards, so the next call starts afresh."""
+    import contextlib
+    import io
+    import signal
+
+    from absl import app, flags
+    from absl import logging  # noqa: F401  (defines its flags once, on import)
+
+    app.define_help_flags()  # absl defines these once per process: keep them
+    names = set(flags.FLAGS)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    monkeypatch.setattr(sys, "argv", list(argv))  # config_flags reads overrides from sys.argv
+    monkeypatch.setenv("XLA_FLAGS", os.environ["XLA_FLAGS"])  # restored after the test
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            main(list(argv))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    finally:
+        for name in set(flags.FLAGS) - names:
+            delattr(flags.FLAGS, name)
+        flags.FLAGS.unparse_flags()
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+    return code, stderr.getvalue()

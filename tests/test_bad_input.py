@@ -1,7 +1,9 @@
 """Bad input through the commands: one line `error: ...`, exit 2, no traceback, nothing written.
 
 Each row is a case from issue 17 (or an earlier one): command-line arguments and the start of the
-error line. `{tmp}` is the test's tmp_path, `{config}` the tiny config file.
+error line. `{tmp}` is the test's tmp_path, `{config}` the tiny config file. Every row runs the
+command's `main` in this process (a subprocess costs seconds of imports); a few rows also run as
+`python -m` subprocesses, for the real exit status and stderr.
 """
 
 import struct
@@ -10,7 +12,11 @@ import zlib
 import pytest
 from PIL import Image
 
-from conftest import run_module
+from conftest import run_main, run_module
+from gan_jax import evaluate, sample, train
+
+MAINS = {"gan_jax.train": train.main, "gan_jax.sample": sample.main,
+         "gan_jax.evaluate": evaluate.main}
 
 
 def _png_header(width: int, height: int) -> bytes:
@@ -70,22 +76,37 @@ TRAIN_CASES = [
 ]
 
 
-@pytest.mark.parametrize("arg, message", TRAIN_CASES)
-def test_train_bad_input_is_one_line_error(tiny_config_file, tmp_path, arg, message):
+def _train_args(tmp_path, config_file, arg):
+    """The train command's arguments for a TRAIN_CASES row, with its data and config files made."""
     _make_data(tmp_path)
     (tmp_path / "raises.py").write_text("def get_config():\n    raise ValueError('boom')\n")
-    workdir = tmp_path / "run"
-    arg = arg.format(tmp=tmp_path)
-    config = [] if arg.startswith("--config=") else [f"--config={tiny_config_file}"]
-    r = run_module("gan_jax.train", f"--workdir={workdir}", *config, arg)
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
-    last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith(message.format(tmp=tmp_path)), last
-    assert not workdir.exists()
+    config = [] if arg.startswith("--config=") else [f"--config={config_file}"]
+    return [f"--workdir={tmp_path / 'run'}", *config, arg.format(tmp=tmp_path)]
 
 
-@pytest.mark.parametrize("command, args, message", [
+def _check_one_line_error(code, stderr, message):
+    assert code == 2, stderr[-2000:]
+    assert "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(message), last
+
+
+@pytest.mark.parametrize("arg, message", TRAIN_CASES)
+def test_train_bad_input_is_one_line_error(tiny_config_file, tmp_path, monkeypatch, arg, message):
+    args = _train_args(tmp_path, tiny_config_file, arg)
+    _check_one_line_error(*run_main(train.main, ["train", *args], monkeypatch),
+                          message.format(tmp=tmp_path))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("arg, message", [TRAIN_CASES[i] for i in (0, 8, 14)])
+def test_train_subprocess_bad_input_is_one_line_error(tiny_config_file, tmp_path, arg, message):
+    r = run_module("gan_jax.train", *_train_args(tmp_path, tiny_config_file, arg))
+    _check_one_line_error(r.returncode, r.stderr, message.format(tmp=tmp_path))
+    assert not (tmp_path / "run").exists()
+
+
+COMMAND_CASES = [
     ("gan_jax.train", ["--workdir="], "error: flag --workdir=: --workdir is empty; name a directory"),
     ("gan_jax.train", [], "error: flag --workdir=None: Flag --workdir must have a value"),
     ("gan_jax.sample", ["--workdir="], "error: flag --workdir=: --workdir is empty"),
@@ -96,11 +117,21 @@ def test_train_bad_input_is_one_line_error(tiny_config_file, tmp_path, arg, mess
     ("gan_jax.evaluate", ["--workdir={tmp}/run", "--num_samples=-5"],
      "error: flag --num_samples=-5: -5 is not"),
     ("gan_jax.evaluate", [], "error: flag --workdir=None: Flag --workdir must have a value"),
-])
+]
+
+
+@pytest.mark.parametrize("command, args, message", COMMAND_CASES)
 def test_command_flags_are_one_line_errors(tmp_path, monkeypatch, command, args, message):
     monkeypatch.chdir(tmp_path)  # an empty --workdir must not write into the current directory
+    argv = [command, *(a.format(tmp=tmp_path) for a in args)]
+    _check_one_line_error(*run_main(MAINS[command], argv, monkeypatch), message)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command, args, message", [COMMAND_CASES[i] for i in (3, 7)])
+def test_command_subprocess_flags_are_one_line_errors(tmp_path, monkeypatch, command, args,
+                                                       message):
+    monkeypatch.chdir(tmp_path)
     r = run_module(command, *(a.format(tmp=tmp_path) for a in args))
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines()[-1].startswith(message), r.stderr
+    _check_one_line_error(r.returncode, r.stderr, message)
     assert list(tmp_path.iterdir()) == []

@@ -1,6 +1,8 @@
 """pix2pix / CycleGAN networks (gan_jax/models/pix2pix.py) against the reference,
 junyanz/pytorch-CycleGAN-and-pix2pix."""
 
+import functools
+
 import flax
 import flax.linen as nn
 import jax
@@ -34,11 +36,16 @@ def _init(model, shape, seed=0):
         {k: jnp.asarray(fill[k[-1]](v.shape), jnp.float32) for k, v in flat.items()})
 
 
+@functools.cache
+def _jitted_apply(model):
+    """model.apply under jit, one per model, so calls with the same arguments compile once."""
+    return jax.jit(model.apply, static_argnames=("train", "mutable"))
+
+
 def _apply(model, variables, x, train, key=None, **kwargs):
     """model.apply under jit."""
     rngs = None if key is None else {"dropout": jax.random.key(key)}
-    return jax.jit(lambda v, x, rngs: model.apply(v, x, train=train, rngs=rngs, **kwargs))(
-        variables, x, rngs)
+    return _jitted_apply(model)(variables, x, train=train, rngs=rngs, **kwargs)
 
 
 # The first four are the issue's figures (counted from the reference's layer definitions, see the
@@ -111,7 +118,7 @@ def test_generator_output_shapes(name, ngf, kwargs, size):
     x = jnp.zeros((2, size, size, 3))
     variables = _abstract_variables(model, x.shape)
     out, _ = jax.eval_shape(lambda v: model.apply(v, x, train=True, rngs=KEYS,
-                                                  mutable=["batch_stats"]), variables)
+                                                  mutable="batch_stats"), variables)
     assert out.shape == (2, size, size, 2)
 
 
@@ -129,7 +136,7 @@ def test_small_generators_compute_images_in_range():
     x = jax.random.uniform(jax.random.key(2), (2, 32, 32, 3), minval=-1, maxval=1)
     for model in (pix2pix.UNetGenerator(num_downs=5, ngf=4),
                   pix2pix.ResNetTranslator(n_blocks=2, ngf=4)):
-        out, _ = _apply(model, _init(model, x.shape), x, True, 1, mutable=["batch_stats"])
+        out, _ = _apply(model, _init(model, x.shape), x, True, 1, mutable="batch_stats")
         assert out.shape == x.shape and np.all(np.abs(out) <= 1) and np.std(out) > 0
 
 
@@ -195,12 +202,12 @@ def test_instance_norm_models_treat_examples_independently():
     model = pix2pix.ResNetTranslator(n_blocks=1, ngf=4, norm="batch")
     variables = _init(model, a.shape)
     first = [_apply(model, variables, jnp.concatenate([a, other]), True,
-                    mutable=["batch_stats"])[0][0] for other in (b, c)]
+                    mutable="batch_stats")[0][0] for other in (b, c)]
     assert np.abs(first[0] - first[1]).max() > 1e-3
 
 
 def _unet_output(model, variables, x, train, key):
-    return np.asarray(_apply(model, variables, x, train, key, mutable=["batch_stats"])[0])
+    return np.asarray(_apply(model, variables, x, train, key, mutable="batch_stats")[0])
 
 
 def test_unet_dropout_is_deterministic_given_the_key():
@@ -235,15 +242,15 @@ def test_resnet_transposed_conv_is_pytorchs_output_padding_1():
     x = jax.random.normal(jax.random.key(9), (2, 5, 6, 4))
     layer = ConvTranspose(3, (3, 3), (2, 2), ((1, 0), (1, 0)), use_bias=False,
                           kernel_init=pix2pix.INIT)
-    variables = layer.init(jax.random.key(10), x)
+    variables = jax.jit(layer.init)(jax.random.key(10), x)
     kernel = variables["params"]["kernel"]  # (kh, kw, out 3, in 4): HWIO of the strided conv
 
     def strided(y):
         return lax.conv_general_dilated(y, kernel, (2, 2), ((1, 1), (1, 1)),
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
-    _, adjoint = jax.vjp(strided, jnp.zeros((2, 10, 12, 3)))
-    np.testing.assert_allclose(layer.apply(variables, x), adjoint(x)[0], atol=1e-5)
+    adjoint = jax.jit(lambda x: jax.vjp(strided, jnp.zeros((2, 10, 12, 3)))[1](x)[0])
+    np.testing.assert_allclose(jax.jit(layer.apply)(variables, x), adjoint(x), atol=1e-5)
 
 
 def test_reflect_pad_is_pytorchs_reflection_pad():

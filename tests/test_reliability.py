@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import stat
+import struct
 import subprocess
 import sys
 import textwrap
@@ -74,18 +75,19 @@ def test_shape_change_is_refused_in_one_line_and_nothing_is_renamed(tiny_config_
     assert tree_listing(workdir / "checkpoints") == before  # nothing renamed, nothing written
 
 
-def test_turning_the_ema_off_and_on_is_carried_over(tiny_config_file, tmp_path, one_device):
+def test_turning_the_ema_off_and_on_is_carried_over(tiny_config, tmp_path, one_device):
     workdir = tmp_path / "run"
-    base = ("gan_jax.train", f"--workdir={workdir}", f"--config={tiny_config_file}",
-            "--config.allow_config_change=True")
-    assert run_module(*base).returncode == 0
-    proc = run_module(*base, "--config.train.num_steps=6", "--config.ema.decay=0")
-    assert proc.returncode == 0, proc.stderr
-    assert "ema.decay=0: dropping the EMA generator of checkpoint step 4" in proc.stderr
-    proc = run_module(*base, "--config.train.num_steps=8")
-    assert proc.returncode == 0, proc.stderr
-    assert ("starting ema_params and ema_state from the generator of checkpoint step 6"
-            in proc.stderr)
+    tiny_config.allow_config_change = True
+    train_and_evaluate(tiny_config, workdir, devices=one_device, progress=False)
+    decay = tiny_config.ema.decay
+    tiny_config.train.num_steps, tiny_config.ema.decay = 6, 0.0
+    with pytest.warns(RuntimeWarning, match="ema.decay=0: dropping the EMA generator of "
+                                            "checkpoint step 4"):
+        train_and_evaluate(tiny_config, workdir, devices=one_device, progress=False)
+    tiny_config.train.num_steps, tiny_config.ema.decay = 8, decay
+    with pytest.warns(RuntimeWarning, match="starting ema_params and ema_state from the "
+                                            "generator of checkpoint step 6"):
+        train_and_evaluate(tiny_config, workdir, devices=one_device, progress=False)
     assert step_dirs(workdir / "checkpoints") == ["4", "6", "8"]
 
     # What the last run started from: the EMA is the restored generator, bit for bit.
@@ -258,7 +260,8 @@ def test_checkpoint_deleted_while_it_is_read_reads_the_newest_left(trained, monk
     assert int(state.step) == 2
 
 
-# --- 17.10: the lock survives deleting .lock; replayed steps appear once in metrics.jsonl ---
+# --- 17.10: the lock survives deleting .lock; replayed steps appear once in metrics.jsonl and
+# TensorBoard ---
 
 def test_deleting_the_lock_file_does_not_free_the_workdir(tiny_config_file, tmp_path):
     with exclusive(tmp_path):
@@ -282,6 +285,28 @@ def test_replayed_steps_are_logged_once(tiny_config, one_device, tmp_path):
     train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
     logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in logged] == [1, 2, 3, 4]
+    shown = tensorboard_scalars(tmp_path / "tensorboard", "d_loss")
+    assert [step for step, _ in shown] == [1, 2, 3, 4]
+    assert [value for _, value in shown] == pytest.approx([r["d_loss"] for r in logged], rel=1e-6)
+
+
+def tensorboard_scalars(logdir, tag):
+    """[(step, value)] of `tag` as TensorBoard shows them: the event files in the order they
+    were written, a SessionLog START at step s hiding the earlier events of steps >= s (the
+    restart rule of tensorboard's event_accumulator)."""
+    from tensorboardX.proto import event_pb2
+
+    shown = []
+    for path in sorted(logdir.glob("events.out.tfevents.*"), key=lambda p: p.stat().st_mtime_ns):
+        data, i = path.read_bytes(), 0
+        while i < len(data):  # TFRecords: length (8 bytes), its CRC (4), event, its CRC (4)
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            if event.session_log.status == event_pb2.SessionLog.START:
+                shown = [(step, value) for step, value in shown if step < event.step]
+            shown += [(event.step, v.simple_value) for v in event.summary.value if v.tag == tag]
+    return shown
 
 
 def test_lock_falls_back_to_the_lock_file_where_folders_cannot_be_locked(tmp_path, monkeypatch):

@@ -422,11 +422,12 @@ def test_folded_lazy_r1_is_computed_only_on_its_steps():
 
 def test_sample_truncation_acts_in_w_space():
     task = sg_task.build_task(tiny_config())
-    g_vars, _ = task.init(jax.random.key(0), (8, 8, 1))
+    g_vars, _ = jax.jit(task.init, static_argnums=1)(jax.random.key(0), (8, 8, 1))
     g_params, g_state = g_vars.pop("params"), g_vars
     keys = jax.random.split(jax.random.key(3), 4)
     np.testing.assert_array_equal(task.latents(keys, 0.5), task.latents(keys))
-    images = task.sample(g_params, g_state, keys, jnp.int32(0), truncation=0.0)
+    images = jax.jit(task.sample, static_argnames="truncation")(g_params, g_state, keys,
+                                                               jnp.int32(0), truncation=0.0)
     # psi = 0: every latent maps to w_avg; only the per-example noise differs (zero strength at
     # init), so all samples are the same image
     np.testing.assert_allclose(images, jnp.broadcast_to(images[:1], images.shape), atol=1e-6)
@@ -448,6 +449,13 @@ def _train(config, steps, devices, step_fn=None):
     return state, losses, step_fn
 
 
+@functools.cache
+def tiny_run():
+    """(run, compiled train step) of tiny_config() on one device, shared by the tests."""
+    run = run_lib.build_run(tiny_config(), jax.devices()[:1])
+    return run, run.train_step(donate=False)
+
+
 def _leaves(state):
     return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(
         (state.g_params, state.d_params, state.g_state, state.g_opt_state, state.d_opt_state,
@@ -456,15 +464,12 @@ def _leaves(state):
 
 def test_d_step_writes_back_w_avg():
     """NVlabs updates w_avg in every training-mode mapping call, the D step's (Dmain) too: after
-    one step it has moved twice, first by the D step's latents, then by the G step's."""
-    config = tiny_config()
-    config.stylegan2.style_mixing_prob = 0.0
-    config.loss.r1_weight = 0.0
-    run = run_lib.build_run(config, jax.devices()[:1])
+    one step it has moved twice, first by the D step's latents, then by the G step's (the style
+    mixing latents do not count)."""
+    run, step_fn = tiny_run()
     state = run.init_state()
     with BatchIterator(make_source("digits", 8, 1), 0, 0, 16, 1, 0, 1) as batches:
-        after, _ = run.train_step(donate=False)(
-            state, parallel.put_batch(next(batches)[1], run.mesh))
+        after, _ = step_fn(state, parallel.put_batch(next(batches)[1], run.mesh))
     step_key = jax.random.fold_in(state.key, 0)
     mapping = sg.MappingNetwork(16, 16, 2, track_w_avg=False)
     w_avg = state.g_state["w_avg"]["mapping"]["w_avg"]
@@ -479,7 +484,7 @@ def test_d_step_writes_back_w_avg():
 
 def test_training_lowers_d_loss_and_is_deterministic():
     config = tiny_config()
-    state, d_losses, step_fn = _train(config, 8, jax.devices()[:1])
+    state, d_losses, step_fn = _train(config, 8, jax.devices()[:1], tiny_run()[1])
     assert d_losses[-1] < d_losses[0] - 0.1, d_losses
     assert all(np.all(np.isfinite(x)) for x in _leaves(state))
     assert not np.array_equal(state.g_state["w_avg"]["mapping"]["w_avg"], 0.0)  # tracked

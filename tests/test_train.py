@@ -211,6 +211,31 @@ def test_skip_mode_skips_exactly_the_non_finite_step(tiny_config, one_device, tm
         train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
 
 
+def test_skip_mode_logs_the_means_of_the_applied_steps(tiny_config, one_device, tmp_path,
+                                                       monkeypatch):
+    """A logging interval holding a skipped step logs its other steps' means, not NaN."""
+    reference_run = run_lib.build_run(tiny_config, one_device)  # unpoisoned
+    step_fn = reference_run.train_step()
+    state, d_losses = reference_run.init_state(), []
+    with _batches(tiny_config, 0) as batches:
+        for step in range(4):
+            batch = parallel.put_batch(next(batches)[1], reference_run.mesh)
+            if step == 2:
+                state = state.replace(step=state.step + 1, skipped=state.skipped + 1)
+            else:
+                state, metrics = step_fn(state, batch)
+                d_losses.append(float(metrics["d_loss"]))
+
+    tiny_config.train.on_nonfinite = "skip"  # logs at steps 2 and 4: the second holds step 3
+    _poison_step(monkeypatch, tiny_config, 2)
+    with pytest.warns(RuntimeWarning, match=r"1 of steps 3\.\.4 had a non-finite loss"):
+        train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
+    logged = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(r["step"], r["skipped"]) for r in logged] == [(2, 0), (4, 1)]
+    assert logged[0]["d_loss"] == pytest.approx((d_losses[0] + d_losses[1]) / 2, rel=1e-6)
+    assert logged[1]["d_loss"] == d_losses[2]  # step 4's alone
+
+
 def _corrupt(step_dir, how):
     files = sorted((p for p in (step_dir / "state").rglob("*") if p.is_file()),
                    key=lambda p: p.stat().st_size)
@@ -319,16 +344,20 @@ def test_separate_lazy_r1_is_a_second_adam_update_on_the_r1_term(tiny_config):
     task, tx = run.task, run.d_tx
     step_key = jax.random.fold_in(state.key, state.step)
     sub_batch = jax.tree.map(lambda x: images_float(x[0]), jax.device_get(batch))
-    grads, (writes, _) = jax.grad(task.discriminator_loss, has_aux=True)(
+    grads, (writes, _) = jax.jit(jax.grad(task.discriminator_loss, has_aux=True))(
         state.d_params, state.d_state, state.g_params, state.g_state, sub_batch,
         _keys(step_key, 0, 16), state.step, state.task_state)
     d_state = writes["d_state"]
-    updates, opt = tx.update(grads, state.d_opt_state, state.d_params)
-    d_params = optax.apply_updates(state.d_params, updates)
-    grads, _ = jax.grad(task.r1_loss, has_aux=True)(d_params, d_state, sub_batch,
-                                                     _keys(step_key, 2, 16), state.step)
-    updates, opt = tx.update(grads, opt, d_params)
-    expected = optax.apply_updates(d_params, updates)
+
+    @jax.jit
+    def adam(grads, opt, params):
+        updates, opt = tx.update(grads, opt, params)
+        return optax.apply_updates(params, updates), opt
+
+    d_params, opt = adam(grads, state.d_opt_state, state.d_params)
+    grads, _ = jax.jit(jax.grad(task.r1_loss, has_aux=True))(d_params, d_state, sub_batch,
+                                                              _keys(step_key, 2, 16), state.step)
+    expected, opt = adam(grads, opt, d_params)
     for x, y in zip(jax.tree.leaves(after.d_params), jax.tree.leaves(expected)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
     assert int(after.d_opt_state[0].count) == 2  # two Adam updates on this step
