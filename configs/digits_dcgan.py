@@ -1,7 +1,7 @@
 """Default experiment: DCGAN on scikit-learn's 8x8 handwritten digits, upsampled to 16x16.
 
 Radford et al. 2016 (DCGAN): G with BatchNorm and ReLU, D with LeakyReLU(0.2), the
-non-saturating loss, Adam(2e-4, 0.5). Deviations, each measured in experiments/digits_dcgan/:
+non-saturating loss, Adam(2e-4, 0.5). Deviations (measured together in experiments/digits_dcgan/):
 - D has no BatchNorm and is regularised with R1, gamma = 1 on real images (Mescheder et al. 2018,
   "Which Training Methods for GANs do actually Converge?", eq. 9); DCGAN's D uses BatchNorm.
 - width 32 (channels of G's last / D's first hidden layer; the PyTorch DCGAN example: 64), to keep
