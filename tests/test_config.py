@@ -49,7 +49,7 @@ def _set(config, key, value):
     ("optim.g.schedule", "cosine", "config.optim.g.decay_steps: must be > 0 for schedule 'cosine'"),
     ("optim.g.learning_rate", 0.0, "config.optim.g.learning_rate: must be > 0"),
     ("ema.decay", 1.0, "config.ema.decay: must be in [0, 1)"),
-    ("loss.gp_weight", 10.0, "config.model.d_norm: gradient penalties"),
+    ("model.d_norm", "batch", "config.model.d_norm: gradient penalties"),  # the default has R1
     ("checkpoint.keep", 0, "config.checkpoint.keep: must be >= 1"),
     ("train.seed", -1, "config.train.seed: must be in [0, 2**32), got -1"),
     ("train.seed", 2**32, "config.train.seed: must be in [0, 2**32)"),
@@ -103,7 +103,7 @@ def test_math_changes_ignore_run_length_and_logging():
     config.train.seed = 5
     config.model.width = 16
     assert config_lib.math_changes(old, config_lib.to_plain(config)) == [
-        "model.width: 64 -> 16", "train.seed: 0 -> 5"]
+        "model.width: 32 -> 16", "train.seed: 0 -> 5"]
 
 
 def test_configs_saved_before_a_key_existed_compare_as_its_old_behaviour():

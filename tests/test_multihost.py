@@ -329,6 +329,6 @@ def test_two_processes_of_four_devices_match_one_process_of_eight(tiny_config_fi
 @pytest.mark.slow
 def test_two_processes_with_cross_replica_batch_norm(tiny_config_file, tmp_path, compilation_cache):
     config = load_config(tiny_config_file)
-    config.model.cross_replica_bn = True  # g_norm = d_norm = "batch" in the tiny config
+    config.model.cross_replica_bn = True  # G has BatchNorm in the tiny config (D: none)
     _check_two_process_run(tiny_config_file, tmp_path, ["--config.model.cross_replica_bn=True"],
                            config)

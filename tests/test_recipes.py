@@ -17,6 +17,7 @@ SNGAN = "pfnet-research/sngan_projection configs/sn_cifar10_unconditional.yml, u
 BIGGAN = "ajbrock/BigGAN-PyTorch scripts/launch_cifar_ema.sh"
 NVLABS = "NVlabs/stylegan2-ada-pytorch train.py cfg_specs, training/training_loop.py"
 PGGAN = "tkarras/progressive_growing_of_gans config.py, train.py (Karras et al. 2018)"
+R1 = "Mescheder et al. 2018, eq. 9 (R1 on real data, gamma / 2 weight)"
 LIBRARY = "not in the source: library choice"
 CPU = "CPU-sized variant of the recipe named in its docstring"
 
@@ -118,6 +119,18 @@ RECIPES = [
     ("celeba64_progressive", "progressive.stable_steps", 9375, PGGAN + " (600 kimg at batch 64)"),
     ("celeba64_progressive", "progressive.fade_steps", 9375, PGGAN + " (600 kimg at batch 64)"),
     ("celeba64_progressive", "model.latent_dim", 512, PGGAN),
+    ("digits_dcgan", "optim.g.learning_rate", 2e-4, DCGAN),
+    ("digits_dcgan", "optim.d.learning_rate", 2e-4, DCGAN),
+    ("digits_dcgan", "optim.g.b1", 0.5, DCGAN),
+    ("digits_dcgan", "optim.d.b1", 0.5, DCGAN),
+    ("digits_dcgan", "loss.name", "non_saturating", DCGAN),
+    ("digits_dcgan", "model.g_norm", "batch", DCGAN),
+    ("digits_dcgan", "model.d_norm", "none", R1 + " replaces DCGAN's BatchNorm in D"),
+    ("digits_dcgan", "loss.r1_weight", 1.0, R1 + " (gamma 1: experiments/digits_dcgan)"),
+    ("digits_dcgan", "loss.r1_every", 1, R1 + " (every step)"),
+    ("digits_dcgan", "model.width", 32, CPU + " (DCGAN example: 64)"),
+    ("digits_dcgan", "train.num_steps", 10_000, CPU),
+    ("digits_dcgan", "ema.decay", 0.999, LIBRARY),
     ("digits_progressive", "optim.g.b2", 0.99, PGGAN),
     ("digits_progressive", "ema.decay", 0.99, CPU + " (short phases)"),
     ("digits_sngan", "train.n_critic", 2, CPU + " (cifar10_sngan: 5)"),

@@ -10,7 +10,10 @@ if [ -e "$WORKDIR" ]; then
   echo "error: $WORKDIR exists; remove it or pass another WORKDIR (the run must start from scratch)" >&2
   exit 2
 fi
-git -C "$HERE" describe --always --dirty > "$HERE/commit.txt"  # the code the numbers come from
+# the code the numbers come from (described before the redirect truncates commit.txt: a tracked
+# file emptied first would always read as -dirty)
+COMMIT=$(git -C "$HERE" describe --always --dirty)
+echo "$COMMIT" > "$HERE/commit.txt"
 time "$PYTHON" -m gan_jax.train --workdir="$WORKDIR"
 for generator in ema raw; do
   "$PYTHON" -m gan_jax.evaluate --workdir="$WORKDIR" --checkpoint=latest --num_samples=2000 \
