@@ -21,8 +21,9 @@ def optimizer(learning_rate: float = 1e-3) -> ml_collections.ConfigDict:
         decay=0.9,               # rmsprop: decay of the squared-gradient average (torch's alpha)
         eps_in_sqrt=True,        # rmsprop: g / sqrt(v + eps) (optax); False: g / (sqrt(v) + eps) (torch)
         weight_decay=0.0,        # adamw
-        schedule="constant",     # constant | cosine | linear | warmup_cosine
+        schedule="constant",     # constant | cosine | linear | warmup_cosine | constant_linear
         warmup_steps=0,          # in updates of this optimizer
+        constant_steps=0,        # constant_linear: updates at the full rate before the decay
         decay_steps=0,           # in updates of this optimizer (D makes n_critic updates per step)
         grad_clip_norm=0.0,      # 0 disables clipping by global norm
     ))

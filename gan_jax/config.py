@@ -52,6 +52,7 @@ def _check_optimizer(config: ml_collections.ConfigDict, name: str) -> None:
     _require(c.eps > 0, f"optim.{name}.eps", f"must be > 0, got {c.eps}")
     _require(c.weight_decay >= 0, f"optim.{name}.weight_decay", "must be >= 0")
     _require(c.warmup_steps >= 0, f"optim.{name}.warmup_steps", "must be >= 0")
+    _require(c.constant_steps >= 0, f"optim.{name}.constant_steps", "must be >= 0")
     _require(c.decay_steps >= 0, f"optim.{name}.decay_steps", "must be >= 0")
 
 
@@ -173,6 +174,7 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
             "loss.r1_mode": "folded" if lazy_r1 else cur.get("loss.r1_mode"),  # unused without it
             "optim.g.decay": 0.9, "optim.d.decay": 0.9,  # optax's rmsprop default
             "optim.g.eps_in_sqrt": True, "optim.d.eps_in_sqrt": True,
+            "optim.g.constant_steps": 0, "optim.d.constant_steps": 0,
             **{f"loss.{k}": cur.get(f"loss.{k}")  # CycleGAN's, unused by the earlier models
                for k in ("cycle_weight", "identity_weight", "pool_size")}}
 

@@ -13,6 +13,12 @@ SCHEDULES: dict[str, Callable[[ml_collections.ConfigDict], optax.Schedule]] = {
     "linear": lambda c: optax.linear_schedule(c.learning_rate, 0.0, c.decay_steps),
     "warmup_cosine": lambda c: optax.warmup_cosine_decay_schedule(
         0.0, c.learning_rate, c.warmup_steps, c.decay_steps),
+    # pix2pix/CycleGAN's `--lr_policy linear` (junyanz options/train_options.py, models/networks.py
+    # get_scheduler): constant for constant_steps, then linear to 0 over decay_steps (per update;
+    # the reference steps it per epoch)
+    "constant_linear": lambda c: optax.join_schedules(
+        [optax.constant_schedule(c.learning_rate),
+         optax.linear_schedule(c.learning_rate, 0.0, c.decay_steps)], [c.constant_steps]),
 }
 
 OPTIMIZERS: dict[str, Callable[[ml_collections.ConfigDict, optax.Schedule],
