@@ -113,7 +113,8 @@ def _check_cyclegan(config: ml_collections.ConfigDict) -> None:
     if resolution % 4:
         raise ValueError(f"config.data.resolution: the ResNet generator needs a multiple of 4, "
                          f"got {resolution}")
-    n_layers = {"basic": 3, "n_layers": m.n_layers}.get(m.discriminator, 0)
+    n_layers = (m.n_layers if m.discriminator == "n_layers"
+                else {"basic": 3, "pixel": 0}[m.discriminator])
     if resolution // 2 ** n_layers < 3:
         raise ValueError(f"config.model.n_layers: a PatchGAN with {n_layers} layers leaves no "
                          f"logits at {resolution} px; use fewer")
