@@ -233,22 +233,35 @@ def _write_grid(task, state, num: int, seed: int, path: Path) -> None:
 GRID_COLUMNS = 8
 
 
+def _grid_examples(source, num: int) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 (A, B) images of the grid: the first `num` pairs of a paired source; the first `num`
+    images of each domain of an unpaired one."""
+    if source.paired:
+        pairs = source.get(np.arange(min(num, source.num_examples)))
+        return pairs["a"], pairs["b"]
+    count = min(num, source.a.num_examples, source.b.num_examples)
+    return tuple(domain.get(np.arange(count))["image"] for domain in (source.a, source.b))
+
+
 def translation_grid_writer(run: Run, num: int, seed: int):
-    """write(state, path) of the image-to-image sample grid: bands of three rows, inputs A,
-    outputs G(A) and targets B, of the first `num` pairs of data.test_split (GRID_COLUMNS pairs
-    per band); G's randomness from the keys of `sample.latent_keys(seed)`. Reads the split now."""
-    pairs = run.data_source(run.config.data.test_split)
-    pairs = pairs.get(np.arange(min(num, pairs.num_examples)))
-    a = images.to_float(pairs["a"])
+    """write(state, path) of the image-to-image sample grid, from the first `num` examples of
+    data.test_split (GRID_COLUMNS per band); G's randomness from the keys of
+    `sample.latent_keys(seed)`. Paired data: bands of three rows, inputs A, outputs G(A), targets
+    B; unpaired data (one row pair per direction): A, G_ab(A), B, G_ba(B). Reads the split now."""
+    a, b = _grid_examples(run.data_source(run.config.data.test_split), num)
     keys = sample.latent_keys(seed, 0, len(a))
-    translate = jax.jit(run.task.translate)
+    translate = jax.jit(run.task.translate, static_argnames="direction")
+    inputs = {"a2b": images.to_float(a), "b2a": images.to_float(b)}
     columns = min(GRID_COLUMNS, len(a))
 
     def write(state: GANState, path: Path) -> None:
-        out = images.to_uint8(translate(state.sampling_params, state.sampling_state, a, keys))
+        out = {d: images.to_uint8(translate(state.sampling_params, state.sampling_state,
+                                            inputs[d], keys, direction=d))
+               for d in run.task.directions}
+        rows = [a, out["a2b"], b] if "b2a" not in out else [a, out["a2b"], b, out["b2a"]]
         bands = []
         for start in range(0, len(a), columns):
-            band = [x[start:start + columns] for x in (pairs["a"], out, pairs["b"])]
+            band = [x[start:start + columns] for x in rows]
             pad = ((0, columns - len(band[0])), (0, 0), (0, 0), (0, 0))
             bands += [np.pad(x, pad) for x in band]
         sample.write_samples(path, np.concatenate(bands), columns)

@@ -307,3 +307,55 @@ def test_recipes_build_two_generators_and_two_discriminators(recipe, shape, g_co
     if g_count:
         assert (count(g["g_ab"]), count(d["d_a"])) == (g_count, d_count)
     assert isinstance(task, CycleGANTask) and task.pool_size == 50
+
+
+# --- training through train.py ----------------------------------------------------------------
+
+def _unpaired_folder(root, count=3, side=8):
+    """trainA/trainB/testA/testB of `count` random 8x8 RGB PNGs each."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split in ("trainA", "trainB", "testA", "testB"):
+        (root / split).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 256, (side, side, 3), dtype=np.uint8)).save(
+                root / split / f"{i}.png")
+    return root
+
+
+@pytest.mark.slow  # three short runs of four tiny networks: about 3 min on 2 cores
+def test_train_resumes_with_a_half_full_pool_bitwise_and_grids_both_directions(tmp_path,
+                                                                               one_device):
+    from PIL import Image
+
+    from gan_jax.train import train_and_evaluate
+
+    config = horse2zebra_cyclegan.get_config()
+    d, m, t = config.data, config.model, config.train
+    d.dataset, d.resolution = f"unpaired:{_unpaired_folder(tmp_path / 'data')}", 8
+    m.generator, m.n_layers, m.ngf, m.ndf = "resnet_6blocks", 1, 4, 4
+    m.discriminator = "n_layers"
+    t.batch_size, t.num_steps, t.log_every_steps, t.sample_every_steps = 2, 4, 2, 4
+    config.checkpoint.every_steps = 2
+    config.sample.num = 3
+    for c in (config.optim.g, config.optim.d):
+        c.constant_steps, c.decay_steps = 2, 2
+    first = train_and_evaluate(config, tmp_path / "first", devices=one_device, progress=False)
+    t.num_steps = 2
+    train_and_evaluate(config, tmp_path / "resumed", devices=one_device, progress=False)
+    t.num_steps = 4
+    resumed = train_and_evaluate(config, tmp_path / "resumed", devices=one_device, progress=False)
+    for x, y in zip(jax.tree.leaves(jax.tree.map(_data, first)),
+                    jax.tree.leaves(jax.tree.map(_data, resumed)), strict=True):
+        np.testing.assert_array_equal(x, y)
+    assert int(first.task_state["pool_a"]["count"]) == 8  # 4 steps x 2 fakes of 50: half-full-ish
+    grid = np.asarray(Image.open(tmp_path / "first" / "samples" / "step_0000004.png"))
+    assert grid.shape == (4 * 9 + 1, 3 * 9 + 1, 3)  # rows A, G_ab(A), B, G_ba(B) of 3 images
+    for row, split in ((0, "testA"), (2, "testB")):
+        np.testing.assert_array_equal(grid[1 + 9 * row:9 + 9 * row, 1:9],
+                                      np.asarray(Image.open(tmp_path / "data" / split / "0.png")))
+
+
+def _data(x):
+    return jax.random.key_data(x) if jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x
