@@ -16,12 +16,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Many tests train the same tiny config twice (resume, determinism, device counts), also in the
 # `python -m gan_jax.train` subprocesses, which inherit these variables: a compilation cache
 # private to this test session compiles each step once. Executables are deterministic, so bitwise
-# comparisons are unaffected; the cache starts empty, so nothing carries over between sessions.
-# GAN_JAX_TEST_COMPILATION_CACHE=0 turns it off.
+# comparisons are unaffected; the cache starts empty, so nothing carries over between sessions,
+# and it is deleted when the session ends. GAN_JAX_TEST_COMPILATION_CACHE=0 turns it off.
 if os.environ.get("GAN_JAX_TEST_COMPILATION_CACHE", "1") == "1":
+    import atexit
+    import shutil
     import tempfile
 
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="gan_jax_xla_cache_")
+    _cache_dir = tempfile.mkdtemp(prefix="gan_jax_xla_cache_")
+    atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache_dir
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
 
