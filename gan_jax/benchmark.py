@@ -10,14 +10,14 @@ not measured.
 
 from __future__ import annotations
 
+import importlib.util
 import resource
-import sys
 import time
 
 import jax
 import numpy as np
 
-from gan_jax import parallel
+from gan_jax import cli, parallel
 
 
 def peak_memory_mb() -> dict[str, float]:
@@ -117,6 +117,11 @@ def main(argv=None) -> None:
         parallel.use_deterministic_ops()  # as the train command does by default
         f = flags.FLAGS
         config = f.config
+        if f.torch:  # before any timing
+            if config.model.name != "dcgan" or config.train.n_critic != 1:
+                cli.fail("--torch needs a DCGAN config with train.n_critic=1")
+            if importlib.util.find_spec("torch") is None:
+                cli.fail("--torch needs PyTorch: pip install -e \".[torch]\" (or pip install torch)")
         devices = jax.devices()
         print(f"devices: {len(devices)} x {devices[0].device_kind} ({jax.default_backend()}), "
               f"jax {jax.__version__}")
@@ -132,11 +137,9 @@ def main(argv=None) -> None:
         print("|---|---|---|---|---|")
         print(_row(f"gan_jax ({jax.default_backend()})", time_train_step(config, f.steps)), flush=True)
         if f.torch:
-            from gan_jax.torch_reference import dcgan_step_timing
-
-            if config.model.name != "dcgan" or config.train.n_critic != 1:
-                sys.exit("--torch needs a DCGAN config with train.n_critic=1")
             import torch
+
+            from gan_jax.torch_reference import dcgan_step_timing
 
             device = "cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu"
             r = dcgan_step_timing(config.data.resolution, config.data.channels, config.model.width,
@@ -146,7 +149,7 @@ def main(argv=None) -> None:
                 r["device_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20
             print(_row(f"PyTorch {r['torch_version']} ({device}, {r['threads']} threads)", r))
 
-    app.run(_main, argv=argv)
+    app.run(_main, argv=argv, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":

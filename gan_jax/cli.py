@@ -47,11 +47,19 @@ def _unknown_key(error: Exception, argv: list[str]) -> NoReturn:
     fail(f"{flag}: the config has no such key; see the config file for its keys")
 
 
+# absl's help flags, and whether each prints the short help (the command's own flags only).
+HELP_FLAGS = {"--help": True, "-?": True, "--helpshort": True, "--helpfull": False}
+
+
 def parse_flags(argv: list[str]) -> list[str]:
     """absl.app.run's flags_parser: parse the flags; any error (unknown flag, bad value, a config
-    file that does not load) ends in one line, exit 2."""
+    file that does not load) ends in one line, exit 2. A help flag prints the help and exits 0
+    (absl's own help flags exit 1)."""
     from absl import flags
 
+    asked = [HELP_FLAGS[a] for a in argv[1:] if a in HELP_FLAGS]
+    if asked:
+        print_help(short=asked[0])
     try:
         argv = flags.FLAGS(argv)
     except flags.Error as e:
@@ -66,6 +74,26 @@ def parse_flags(argv: list[str]) -> list[str]:
         except OSError as e:
             fail(f"--{name}: cannot load the config file: {_one_line(e, last=True)}")
     return argv
+
+
+def print_help(short: bool) -> NoReturn:
+    """The command's help on stdout, exit 0: its docstring and its own flags (those defined by
+    gan_jax modules or the __main__ module), or every flag when not `short`. Also under a console
+    script, where absl's short help would list no flags."""
+    from absl import flags
+
+    main = sys.argv[0] if sys.argv else ""  # absl's name for __main__ (`python -m gan_jax.X`)
+    modules = sorted(m for m, defined in flags.FLAGS.flags_by_module_dict().items()
+                     if (m.startswith("gan_jax.") or m == main)
+                     and any(f.name in flags.FLAGS for f in defined))
+    command = [m for m in modules if m != __name__]
+    doc = (sys.modules["__main__" if command[0] == main else command[0]].__doc__ or ""
+           if command else "")
+    body = (flags.FLAGS.get_help() if not short
+            else "\n".join(flags.FLAGS.module_help(m) for m in modules))
+    tail = "Try --helpfull to get a list of all flags." if short else ""
+    print("\n\n".join(part for part in (doc.strip(), "flags:\n" + body, tail) if part))
+    sys.exit(0)
 
 
 def _one_line(error: Exception, last: bool = False) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 import time
 
+from gan_jax import cli
 from gan_jax.data.sources import DataError
 from gan_jax.metrics import classifier
 
@@ -49,7 +50,7 @@ def main(argv=None) -> None:
               f"{time.perf_counter() - start:.1f} s); wrote {f.workdir}/{classifier.PARAMS_FILE} and "
               f"{classifier.META_FILE}")
 
-    app.run(_main, argv=argv)
+    app.run(_main, argv=argv, flags_parser=cli.parse_flags)
 
 
 if __name__ == "__main__":
