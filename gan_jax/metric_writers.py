@@ -1,4 +1,5 @@
-"""Scalars to WORKDIR/metrics.jsonl and TensorBoard event files; a no-op on processes other than 0."""
+"""Scalars to WORKDIR/metrics.jsonl and TensorBoard event files (and sample grids to TensorBoard's
+images); a no-op on processes other than 0."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def drop_steps_after(path: Path, step: int) -> None:
 
 
 class MetricWriter:
-    """write(step, {name: float}) appends one JSON line and one TensorBoard scalar per name.
+    """write(step, {name: float}) appends one JSON line and one TensorBoard scalar per name;
+    write_image(step, tag, png) adds a sample grid to TensorBoard's images.
 
     A run resumed at step `start` opens its event file with TensorBoard's restart marker (a
     SessionLog START at step start + 1): TensorBoard then hides the scalars of steps > start that
@@ -52,6 +54,18 @@ class MetricWriter:
         self._jsonl.flush()
         for name, value in scalars.items():
             self._tb.add_scalar(name, value, step)
+
+    def write_image(self, step: int, tag: str, path: Path) -> None:
+        """The PNG at `path` (a sample grid) as a TensorBoard image `tag` at `step`."""
+        if not self.enabled:
+            return
+        import numpy as np
+        from PIL import Image
+
+        with Image.open(path) as image:
+            pixels = np.asarray(image.convert("RGB"))
+        self._tb.add_image(tag, pixels, step, dataformats="HWC")
+        self._tb.flush()
 
     def close(self) -> None:
         if self.enabled:

@@ -329,16 +329,19 @@ class _Best:
     def __init__(self, workdir: Path, metric: str):
         self.metric = metric
         self.checkpoints = Checkpoints(workdir, keep=1, subdir="best")
-        step = self.checkpoints.latest_step()
-        self.value = (None if step is None
-                      else self.checkpoints.restore_metrics(step)["scores"][metric])
+        self.step = self.checkpoints.latest_step()
+        self.scores = (None if self.step is None
+                       else self.checkpoints.restore_metrics(self.step)["scores"])
+
+    @property
+    def value(self) -> float | None:
+        return None if self.scores is None else self.scores[self.metric]
 
     def offer(self, state: GANState, plain_config: dict, result: dict) -> bool:
-        value = result["scores"][self.metric]
-        if not is_better(self.metric, value, self.value):
+        if not is_better(self.metric, result["scores"][self.metric], self.value):
             return False
         self.checkpoints.save(state, plain_config, result)
-        self.value = value
+        self.step, self.scores = result["step"], result["scores"]
         return True
 
 
@@ -348,6 +351,8 @@ def _evaluate(evaluator: Evaluator, run: Run, state: GANState, workdir: Path, wr
     step = result["step"]
     writer.write(step, {f"eval/{k}": v for k, v in result["scores"].items()})
     if is_main:
+        tqdm.tqdm.write(f"step {step}: " + " ".join(f"{k} {v:.4g}" for k, v in
+                                                    result["scores"].items()), file=sys.stderr)
         (workdir / "eval").mkdir(exist_ok=True)
         (workdir / "eval" / f"step_{step:07d}.json").write_text(json.dumps(result, indent=2) + "\n")
     if best is not None:
@@ -377,7 +382,8 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
     bar = tqdm.tqdm(total=train.num_steps, initial=start, disable=not (progress and is_main),
                     unit="step", dynamic_ncols=True)
     images_per_step = train.batch_size * train.n_critic
-    last_time, last_step = time.perf_counter(), start
+    began = last_time = time.perf_counter()
+    last_step = start
     checked = (start, int(parallel.to_host(state.skipped)))  # (step, skipped) at the last check
     sums = None  # per-step metrics of the applied steps since the last log, summed on device
     skipped_before = np.float32(checked[1])  # the skip count before this step
@@ -417,6 +423,7 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
                         _write_grid(run.task, state, config.sample.num, train.seed, path)
                     else:
                         write_translations(state, path)
+                    writer.write_image(done, "samples", path)
                 if eval_now:
                     _evaluate(evaluator, run, state, workdir, writer, best, plain_config, is_main)
                 if checkpoint_now or stop:
@@ -432,7 +439,25 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
         checkpoints.close()
         if best is not None:
             best.checkpoints.close()
+    if progress and is_main:
+        print(_summary(workdir, start, int(parallel.to_host(state.step)), began, best, config),
+              file=sys.stderr)
     return state
+
+
+def _summary(workdir: Path, start: int, end: int, began: float, best: _Best | None,
+             config: ml_collections.ConfigDict) -> str:
+    """The closing lines of a run: steps and wall time, the best checkpoint and its scores, where
+    the samples are."""
+    lines = [f"trained steps {start} -> {end} of {config.train.num_steps} in "
+             f"{time.perf_counter() - began:.0f} s; checkpoints in {workdir / 'checkpoints'}"]
+    if best is not None and best.scores is not None:
+        lines.append(f"best checkpoint ({best.metric}): step {best.step} in "
+                     f"{best.checkpoints.directory}; "
+                     + " ".join(f"{k} {v:.4g}" for k, v in best.scores.items()))
+    if config.train.sample_every_steps:
+        lines.append(f"sample grids in {workdir / 'samples'} (and TensorBoard's images)")
+    return "\n".join(lines)
 
 
 def main(argv=None) -> None:

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from gan_jax import config as config_lib
 from gan_jax import evaluate
@@ -76,13 +77,37 @@ def _eval_config(config, classifier_dir):
     return config
 
 
+def tensorboard_images(logdir) -> dict[int, np.ndarray]:
+    """{step: RGB pixels} of the TensorBoard image summaries tagged 'samples' under `logdir`."""
+    import io
+    import struct
+
+    from PIL import Image
+    from tensorboardX.proto import event_pb2
+
+    images = {}
+    for path in logdir.glob("events.out.tfevents.*"):
+        data, i = path.read_bytes(), 0
+        while i < len(data):  # TFRecords: length (8 bytes), its CRC (4), event, its CRC (4)
+            (n,) = struct.unpack("<Q", data[i:i + 8])
+            event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+            i += 12 + n + 4
+            for v in event.summary.value:
+                if v.tag == "samples":
+                    png = Image.open(io.BytesIO(v.image.encoded_image_string))
+                    images[event.step] = np.asarray(png.convert("RGB"))
+    return images
+
+
 def test_training_logs_scores_keeps_the_best_and_evaluate_reproduces_them(
-        tiny_config, one_device, tmp_path, cache, digits_classifier):
+        tiny_config, one_device, tmp_path, cache, digits_classifier, capsys):
     plain = train_and_evaluate(tiny_config, tmp_path / "plain", devices=one_device, progress=False)
     config = _eval_config(tiny_config, digits_classifier)
+    config.train.sample_every_steps = 2
     workdir = tmp_path / "run"
-    state = train_and_evaluate(config, workdir, devices=one_device, progress=False)
-    assert_bitwise_equal(state, plain)  # evaluating changes nothing in training
+    state = train_and_evaluate(config, workdir, devices=one_device, progress=True)
+    assert_bitwise_equal(state, plain)  # evaluating and sampling change nothing in training
+    shown = capsys.readouterr().err
 
     logged = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
     evals = {r["step"]: r for r in logged if "eval/fid" in r}
@@ -96,6 +121,19 @@ def test_training_logs_scores_keeps_the_best_and_evaluate_reproduces_them(
         assert result["num_real"] == 1797 and result["extractor"] == "classifier:digits@8x8x1"
     best_step = min(evals, key=lambda s: evals[s]["eval/fid"])
     assert [p.name for p in (workdir / "best").iterdir() if p.name.isdigit()] == [str(best_step)]
+
+    # What the user sees: a line per evaluation, a closing summary, the grids in TensorBoard too.
+    for step in (2, 4):
+        assert f"step {step}: fid {evals[step]['eval/fid']:.4g} kid " in shown
+    assert f"trained steps 0 -> 4 of 4 in " in shown
+    assert (f"best checkpoint (fid): step {best_step} in {(workdir / 'best').absolute()}; "
+            f"fid {evals[best_step]['eval/fid']:.4g} kid ") in shown
+    assert f"sample grids in {workdir / 'samples'} (and TensorBoard's images)" in shown
+    logged_images = tensorboard_images(workdir / "tensorboard")
+    assert sorted(logged_images) == [2, 4]
+    for step, pixels in logged_images.items():
+        with Image.open(workdir / "samples" / f"step_{step:07d}.png") as png:
+            np.testing.assert_array_equal(pixels, np.asarray(png.convert("RGB")))
 
     out = tmp_path / "best.json"
     proc = run_module("gan_jax.evaluate", f"--workdir={workdir}", "--checkpoint=best",
