@@ -182,6 +182,9 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
             "optim.g.constant_steps": 0, "optim.d.constant_steps": 0,
             **{f"data.{k}": v for k, v in (("dataset", ""), ("load_size", 0), ("test_split", "test"),
                                                        ("direction", "AtoB"))},
+            # pix2pix always flipped, CycleGAN never did; unused by the other models
+            "data.flip": {"pix2pix": True, "cyclegan": False}.get(cur.get("model.name"),
+                                                                   cur.get("data.flip")),
             **{f"model.{k}": cur.get(f"model.{k}") for k in _IMAGE_TO_IMAGE_MODEL_KEYS},  # unused
             "loss.l1_weight": cur.get("loss.l1_weight"),  # unused by the earlier models
             **{f"loss.{k}": cur.get(f"loss.{k}")  # CycleGAN's, unused by the earlier models
