@@ -74,6 +74,30 @@ def test_losses_match_hand_computation():
         task.translate(g_vars["params"], {}, batch["a"], keys, direction="b2a")
 
 
+@pytest.mark.slow  # 3.5 min at load 15 on 2 cores (not measured on a quiet machine)
+def test_resnet_generator_draws_dropout_from_each_images_key():
+    """model.generator resnet_6blocks with model.dropout (the reference's pix2pix default, once
+    refused here): at the paper's test time image i's output depends on it and keys[i] alone."""
+    from gan_jax import config as config_lib
+    from gan_jax.tasks import build_task
+
+    config = importlib.import_module("gan_jax.configs.facades_pix2pix").get_config()
+    m = config.model
+    config.data.resolution, m.generator, m.ngf, m.discriminator, m.n_layers = (
+        8, "resnet_6blocks", 2, "n_layers", 1)
+    assert config.model.dropout and config.model.paper_test_time
+    config_lib.validate(config)
+    task = build_task(config)
+    g_vars, _ = jax.jit(task.init, static_argnums=1)(jax.random.key(0), (8, 8, 3))
+    state = {k: v for k, v in g_vars.items() if k != "params"}
+    x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3), minval=-1, maxval=1)
+    keys = jax.random.split(jax.random.key(2), 2)
+    translate = jax.jit(lambda x, k: task.translate(g_vars["params"], state, x, k))
+    both = translate(x, keys)
+    np.testing.assert_allclose(both[1:], translate(x[1:], keys[1:]), atol=1e-6)
+    assert np.abs(translate(x, keys[::-1])[1] - both[1]).max() > 1e-3
+
+
 def test_constant_linear_schedule():
     """--lr_policy linear: full rate for constant_steps, then linearly to 0 over decay_steps."""
     c = importlib.import_module("gan_jax.configs.edges2fashion_pix2pix").get_config().optim.g
