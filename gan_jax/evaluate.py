@@ -154,10 +154,10 @@ FASHION_RECIPES = {"edges2fashion": {"a2b": None},
 
 def classifier_data(data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The data config whose classifier scores image-to-image `data`: Fashion-MNIST for the
-    Fashion recipes; ValueError for other data sets (no labels)."""
+    Fashion recipes; ConfigError for other data sets (no labels)."""
     if data.dataset not in FASHION_RECIPES:
         raise ConfigError(f"eval.extractor='classifier' needs labels, which the image-to-image data "
-                         f"{data.dataset!r} lacks; use --extractor=inception")
+                          f"{data.dataset!r} lacks; use --extractor=inception")
     return ml_collections.ConfigDict({**data.to_dict(), "name": "fashion_mnist"})
 
 

@@ -262,6 +262,11 @@ def test_bad_best_metric_is_one_line_naming_the_runs_scores(tmp_path, one_device
     assert str(info.value) == (
         "config.eval.best_metric: 'fid' is not reported by the image-to-image evaluation of this "
         "run; choose one of a2b/l1, a2b/psnr, a2b/ssim, a2b/fid, a2b/kid or ''")
+    config.eval.best_metric = "a2b/l1"  # valid; but the data has no labels for a classifier
+    with pytest.raises(ConfigError, match=r"^eval.extractor='classifier' needs labels, which the "
+                                          r"image-to-image data 'pairs:.*' lacks; use "
+                                          r"--extractor=inception$"):
+        train_and_evaluate(config, tmp_path / "run", devices=one_device, progress=False)
     assert not (tmp_path / "run").exists()
 
 
