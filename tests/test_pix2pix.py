@@ -74,7 +74,7 @@ def test_losses_match_hand_computation():
         task.translate(g_vars["params"], {}, batch["a"], keys, direction="b2a")
 
 
-@pytest.mark.slow  # 3.5 min at load 15 on 2 cores (not measured on a quiet machine)
+@pytest.mark.slow  # 50 s at load 15 on 2 cores (not measured on a quiet machine)
 def test_resnet_generator_draws_dropout_from_each_images_key():
     """model.generator resnet_6blocks with model.dropout (the reference's pix2pix default, once
     refused here): at the paper's test time image i's output depends on it and keys[i] alone."""
