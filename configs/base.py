@@ -44,6 +44,8 @@ def get_config() -> ml_collections.ConfigDict:
         dataset="",
         load_size=0,             # image-to-image: train images loaded at this size, randomly cropped
                                  # to `resolution` in the step (pix2pix 286 -> 256); 0: resolution
+        flip=True,               # image-to-image: random horizontal flip of the train images in the step
+                                 # (the reference's default; False: its --no_flip)
         test_split="test",       # image-to-image: the split of the train-time sample grids
         direction="AtoB",        # image-to-image: AtoB | BtoA (the data set's A and B swapped)
     ))

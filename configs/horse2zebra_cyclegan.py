@@ -3,9 +3,9 @@ TFDS download `cycle_gan/horse2zebra`), as junyanz/pytorch-CycleGAN-and-pix2pix
 `models/cycle_gan_model.py` and `options/{base,train}_options.py` with `--model cycle_gan`:
 resnet_9blocks G (ngf 64), 70x70 PatchGAN D (`basic`, ndf 64), instance norm, no dropout, LSGAN,
 lambda_A = lambda_B = 10, lambda_identity 0.5, pool_size 50, batch 1, Adam(2e-4, 0.5, 0.999) for
-n_epochs 100 at the full rate then n_epochs_decay 100 linearly to 0. Not yet here: the reference
-loads at 286 px and randomly crops 256 with horizontal flips; the CycleGAN task does not crop or
-flip, so the images are loaded at 256.
+n_epochs 100 at the full rate then n_epochs_decay 100 linearly to 0; train images loaded at 286
+px, randomly cropped to 256 and flipped horizontally (`data/base_dataset.py` get_transform,
+preprocess resize_and_crop, load_size 286, crop_size 256, no_flip False).
 
 An epoch is max(|trainA|, |trainB|) iterations at batch 1 (the reference's UnalignedDataset
 length): 1,334 (trainA 1,067 horses, trainB 1,334 zebras, the TFDS catalog counts). The reference
@@ -24,7 +24,8 @@ def get_config(dataset: str = "tfds:cycle_gan/horse2zebra", epoch: int = EPOCH):
     d.dataset = dataset
     d.resolution = 256
     d.channels = 3
-    d.load_size = 0                  # reference: 286, randomly cropped to 256 (not yet here)
+    d.load_size = 286                # randomly cropped to 256
+    d.flip = True
     d.test_split = "test"
     m.name = "cyclegan"
     m.generator = "resnet_9blocks"  # 9 blocks at 256 px (6 at <= 128 px)

@@ -23,6 +23,9 @@ DIRECTIONS = ("AtoB", "BtoA")  # image-to-image data: as stored, or A and B swap
 _IMAGE_TO_IMAGE_MODEL_KEYS = ("generator", "discriminator", "n_layers", "norm", "ngf", "ndf",
                               "dropout", "paper_test_time")
 R1_MODES = ("separate", "folded")
+# the image-to-image models: their eval.best_metric names a direction's score ('a2b/l1'), checked
+# against what their evaluation reports when training starts (evaluate.check_best_metric)
+IMAGE_TO_IMAGE_MODELS = ("pix2pix", "cyclegan")
 
 
 class ConfigError(ValueError):
@@ -141,7 +144,8 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
         raise ConfigError(f"config.eval.num_samples: {err}") from None
     reported = [k for m in metrics for k in metrics_lib.RESULT_KEYS[m]
                 if k in metrics_lib.LOWER_IS_BETTER]
-    _require(e.best_metric in ("", *reported), "eval.best_metric",
+    _require(e.best_metric in ("", *reported) or config.model.name in IMAGE_TO_IMAGE_MODELS,
+             "eval.best_metric",
              f"{e.best_metric!r} is not computed; choose one of {', '.join(reported)} or ''")
 
 
@@ -182,6 +186,9 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
             "optim.g.constant_steps": 0, "optim.d.constant_steps": 0,
             **{f"data.{k}": v for k, v in (("dataset", ""), ("load_size", 0), ("test_split", "test"),
                                                        ("direction", "AtoB"))},
+            # pix2pix always flipped, CycleGAN never did; unused by the other models
+            "data.flip": {"pix2pix": True, "cyclegan": False}.get(cur.get("model.name"),
+                                                                   cur.get("data.flip")),
             **{f"model.{k}": cur.get(f"model.{k}") for k in _IMAGE_TO_IMAGE_MODEL_KEYS},  # unused
             "loss.l1_weight": cur.get("loss.l1_weight"),  # unused by the earlier models
             **{f"loss.{k}": cur.get(f"loss.{k}")  # CycleGAN's, unused by the earlier models

@@ -23,9 +23,11 @@ import ml_collections
 import numpy as np
 
 from gan_jax import parallel, sample
+from gan_jax.config import ConfigError
 from gan_jax.data.image_pairs import ANKLE_BOOT, SNEAKER
 from gan_jax.data.sources import ArraySource, DataError, make_source
-from gan_jax.metrics import LOWER_IS_BETTER, check_counts, parse_metrics, reference, scores
+from gan_jax.metrics import (LOWER_IS_BETTER, RESULT_KEYS, check_counts, parse_metrics, reference,
+                             scores)
 
 GENERATORS = ("ema", "raw")
 CLASSIFIER_STEPS = 1500  # training steps of the automatically trained classifier
@@ -152,10 +154,10 @@ FASHION_RECIPES = {"edges2fashion": {"a2b": None},
 
 def classifier_data(data: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     """The data config whose classifier scores image-to-image `data`: Fashion-MNIST for the
-    Fashion recipes; ValueError for other data sets (no labels)."""
+    Fashion recipes; ConfigError for other data sets (no labels)."""
     if data.dataset not in FASHION_RECIPES:
-        raise ValueError(f"eval.extractor='classifier' needs labels, which the image-to-image data "
-                         f"{data.dataset!r} lacks; use --extractor=inception")
+        raise ConfigError(f"eval.extractor='classifier' needs labels, which the image-to-image data "
+                          f"{data.dataset!r} lacks; use --extractor=inception")
     return ml_collections.ConfigDict({**data.to_dict(), "name": "fashion_mnist"})
 
 
@@ -167,12 +169,16 @@ def domains(test) -> dict[str, ArraySource]:
             for side, source in (("a", test.a), ("b", test.b))}
 
 
+def _data_set_direction(data: ml_collections.ConfigDict, direction: str) -> str:
+    """The data set's direction of the task's `direction` (swapped by data.direction BtoA)."""
+    return {"a2b": "b2a", "b2a": "a2b"}[direction] if data.direction == "BtoA" else direction
+
+
 def target_classes(data: ml_collections.ConfigDict, direction: str, count: int
                    ) -> np.ndarray | None:
     """(count,) classes the first `count` translations in the task's `direction` should be
     classified as (Fashion recipes, see FASHION_RECIPES), or None where none is defined."""
-    if data.direction == "BtoA":  # the task's a2b is the data set's b2a
-        direction = {"a2b": "b2a", "b2a": "a2b"}[direction]
+    direction = _data_set_direction(data, direction)
     targets = FASHION_RECIPES.get(data.dataset, {})
     if direction not in targets:
         return None
@@ -266,6 +272,32 @@ def make_evaluator(run, source=None, log=print, **overrides):
         return TranslationEvaluator.from_config(
             run.config, run.data_source(run.config.data.test_split), log, **overrides)
     return Evaluator.from_config(run.config, source, log, **overrides)
+
+
+def translation_best_metrics(config: ml_collections.ConfigDict, directions: tuple[str, ...],
+                             paired: bool) -> tuple[str, ...]:
+    """The scores `TranslationEvaluator` reports that can pick a best checkpoint, for a task
+    translating `directions` on (paired) data: per direction 'd/l1', 'd/psnr', 'd/ssim' (paired),
+    the ranked feature scores of eval.metrics ('d/fid', 'd/kid', ...), 'd/class_share' (Fashion
+    recipes' directions with a target class)."""
+    feature = [k for m in parse_metrics(config.eval.metrics) for k in RESULT_KEYS[m]
+               if k in LOWER_IS_BETTER]
+    names = []
+    for d in directions:
+        share = _data_set_direction(config.data, d) in FASHION_RECIPES.get(config.data.dataset, {})
+        keys = [*(("l1", "psnr", "ssim") if paired else ()), *feature, *(("class_share",) * share)]
+        names += [f"{d}/{k}" for k in keys]
+    return tuple(names)
+
+
+def check_best_metric(config: ml_collections.ConfigDict, directions: tuple[str, ...],
+                      paired: bool) -> None:
+    """ConfigError (one line) unless eval.best_metric is '' or one of `translation_best_metrics`."""
+    names = translation_best_metrics(config, directions, paired)
+    if config.eval.best_metric not in ("", *names):
+        raise ConfigError(f"config.eval.best_metric: {config.eval.best_metric!r} is not reported by "
+                          f"the image-to-image evaluation of this run; choose one of "
+                          f"{', '.join(names)} or ''")
 
 
 def is_better(metric: str, value: float, best: float | None) -> bool:

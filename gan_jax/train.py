@@ -37,7 +37,8 @@ from gan_jax.checkpoint import (Checkpoints, Layout, layout_changes, remove_unfi
                                 state_layout)
 from gan_jax.data.pipeline import BatchIterator, example_batch
 from gan_jax.data.sources import DataError
-from gan_jax.evaluate import Evaluator, is_better
+from gan_jax.evaluate import (Evaluator, TranslationEvaluator, check_best_metric, is_better,
+                              make_evaluator)
 from gan_jax.metrics.scores import MetricError
 from gan_jax.metric_writers import MetricWriter, drop_steps_after
 from gan_jax.run import Run, build_run
@@ -293,12 +294,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     log = (lambda message: tqdm.tqdm.write(message, file=sys.stderr)) if is_main else (lambda m: None)
     write_translations = (translation_grid_writer(run, config.sample.num, config.train.seed)
                           if run.task.image_to_image and config.train.sample_every_steps else None)
-    evaluate_now = bool(config.eval.every_steps)
-    if run.task.image_to_image and evaluate_now:
-        log("eval: image-to-image metrics are not available during training yet; skipping eval")
-        evaluate_now = False
+    if config.eval.every_steps and run.task.image_to_image:  # before any extractor is built
+        check_best_metric(config, run.task.directions, source.paired)
     # A missing weights file or unlabelled data set fails here, before compiling.
-    evaluator = Evaluator.from_config(config, source, log) if evaluate_now else None
+    evaluator = make_evaluator(run, source, log) if config.eval.every_steps else None
     # Compiled before anything is written: ConfigError if the batch cannot fit in memory.
     step_fn = run.checked_train_step(example_batch(source))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -345,7 +344,8 @@ class _Best:
         return True
 
 
-def _evaluate(evaluator: Evaluator, run: Run, state: GANState, workdir: Path, writer: MetricWriter,
+def _evaluate(evaluator: Evaluator | TranslationEvaluator, run: Run, state: GANState,
+              workdir: Path, writer: MetricWriter,
               best: _Best | None, plain_config: dict, is_main: bool) -> None:
     result = evaluator(run.task, state)
     step = result["step"]
@@ -360,7 +360,8 @@ def _evaluate(evaluator: Evaluator, run: Run, state: GANState, workdir: Path, wr
 
 
 def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
-           evaluator: Evaluator | None = None, write_translations=None) -> GANState:
+           evaluator: Evaluator | TranslationEvaluator | None = None, write_translations=None
+           ) -> GANState:
     config = run.config
     is_main = jax.process_index() == 0
     plain_config = config_lib.to_plain(config)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gan_jax import config as config_lib
-from gan_jax.configs import digits_dcgan
+from gan_jax.configs import digits_dcgan, edges2fashion_pix2pix, fashion_cyclegan
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 CONFIG_FILES = sorted(p.stem for p in CONFIG_DIR.glob("*.py") if p.stem != "__init__")
@@ -122,6 +122,18 @@ def test_configs_saved_before_a_key_existed_compare_as_its_old_behaviour():
     assert config_lib.math_changes(old, new) == []
     new["train"]["g_batch_size"] = 128
     assert config_lib.math_changes(old, new) == ["train.g_batch_size: 0 -> 128"]
+
+
+@pytest.mark.parametrize("recipe, flipped", [(edges2fashion_pix2pix, True), (fashion_cyclegan, False)])
+def test_image_to_image_configs_saved_before_data_flip_keep_their_flips(recipe, flipped):
+    """Before data.flip existed pix2pix always flipped its train pairs and CycleGAN never did."""
+    new = config_lib.to_plain(recipe.get_config())
+    old = json.loads(json.dumps(new))
+    del old["data"]["flip"]
+    new["data"]["flip"] = flipped
+    assert config_lib.math_changes(old, new) == []
+    new["data"]["flip"] = not flipped
+    assert config_lib.math_changes(old, new) == [f"data.flip: {flipped} -> {not flipped}"]
 
 
 def _train_cli(*args, tmp_path):

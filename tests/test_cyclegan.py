@@ -13,7 +13,8 @@ from gan_jax.configs import base, fashion_cyclegan, horse2zebra_cyclegan, monet2
 from gan_jax.models.pix2pix import PatchGANDiscriminator, ResNetTranslator
 from gan_jax.state import create_state
 from gan_jax.tasks import build_task
-from gan_jax.tasks.cyclegan import CycleGANTask, empty_pool, query_pool
+from gan_jax.data.image_pairs import crop_flip_params
+from gan_jax.tasks.cyclegan import CROP_A, CROP_B, CycleGANTask, empty_pool, query_pool
 from gan_jax.train_step import make_train_step
 
 SIZE = 3  # pool size of the hand-computed cases
@@ -144,6 +145,43 @@ def test_losses_weigh_cycle_identity_and_halve_d_by_hand():
     assert list(writes) == ["task_state"]
 
 
+# --- crop and flip (junyanz data/base_dataset.py get_transform: resize_and_crop, flip) --------
+
+def test_each_domain_is_cropped_and_flipped_from_its_own_key_stream():
+    """Example i of A is cropped and flipped as crop_flip_params draws from fold_in(keys[i],
+    CROP_A), of B from fold_in(keys[i], CROP_B): the same on a rerun, different across examples,
+    and A's draws independent of B's (the domains are unpaired)."""
+    task = CycleGANTask(Scale(), Patches(), crop_size=3, flip=True)
+    x = jax.random.normal(jax.random.key(4), (16, 5, 5, 1))
+    keys = jax.random.split(jax.random.key(5), 16)
+    a, b = jax.jit(task.domains)({"a": x, "b": x}, keys)
+    for out, purpose in ((a, CROP_A), (b, CROP_B)):
+        drawn = [tuple(int(v) for v in crop_flip_params(jax.random.fold_in(k, purpose), 5, 5, 3))
+                 for k in keys]
+        for i, (top, left, flip) in enumerate(drawn):
+            crop = np.asarray(x[i, top:top + 3, left:left + 3])
+            np.testing.assert_array_equal(out[i], crop[:, ::-1] if flip else crop)
+        assert len(set(drawn)) > 8 and {f for _, _, f in drawn} == {0, 1}
+    assert sum(not np.array_equal(a[i], b[i]) for i in range(16)) > 8
+    rerun = jax.jit(task.domains)({"a": x, "b": x}, keys)
+    for first, second in zip((a, b), rerun):
+        np.testing.assert_array_equal(first, second)
+
+
+def test_no_crop_and_no_flip_leave_the_batch_untouched():
+    """data.load_size 0 (or = resolution) and data.flip False: the step sees the batch itself, as
+    before crop and flip existed (the offline Fashion recipe's training is unchanged)."""
+    batch = {"a": jnp.ones((2, 4, 4, 1)), "b": jnp.zeros((2, 4, 4, 1))}
+    keys = jax.random.split(jax.random.key(0), 2)
+    for task in (CycleGANTask(Scale(), Patches()), CycleGANTask(Scale(), Patches(), crop_size=4)):
+        a, b = task.domains(batch, keys)
+        assert a is batch["a"] and b is batch["b"]
+    task = build_task(fashion_cyclegan.get_config())
+    assert (task.crop_size, task.flip) == (32, False)
+    horse = build_task(horse2zebra_cyclegan.get_config())
+    assert (horse.crop_size, horse.flip) == (256, True)
+
+
 # --- the task in the data-parallel train step --------------------------------------------------
 
 RES, CHANNELS, BATCH = 4, 1, 8
@@ -260,6 +298,9 @@ CYCLEGAN = "junyanz/pytorch-CycleGAN-and-pix2pix options/train_options.py, model
 PAPER_RECIPE = [  # key, value, source (options/base_options.py: ngf, ndf, netD, norm, batch)
     ("model.generator", "resnet_9blocks", "Zhu et al. 2017, Sec. 7.2 (9 blocks at 256 px)"),
     ("model.discriminator", "basic", CYCLEGAN), ("model.norm", "instance", CYCLEGAN),
+    ("data.load_size", 286, "options/base_options.py load_size, data/base_dataset.py"),
+    ("data.resolution", 256, "options/base_options.py crop_size"),
+    ("data.flip", True, "options/base_options.py no_flip False"),
     ("model.ngf", 64, CYCLEGAN), ("model.ndf", 64, CYCLEGAN),
     ("loss.cycle_weight", 10.0, CYCLEGAN), ("loss.identity_weight", 0.5, CYCLEGAN),
     ("loss.pool_size", 50, CYCLEGAN), ("train.batch_size", 1, CYCLEGAN),
@@ -334,6 +375,7 @@ def test_train_resumes_with_a_half_full_pool_bitwise_and_grids_both_directions(t
     config = horse2zebra_cyclegan.get_config()
     d, m, t = config.data, config.model, config.train
     d.dataset, d.resolution = f"unpaired:{_unpaired_folder(tmp_path / 'data')}", 8
+    d.load_size = 10  # cropped to 8 and flipped (the recipe's 286 -> 256)
     m.generator, m.n_layers, m.ngf, m.ndf = "resnet_6blocks", 1, 4, 4
     m.discriminator = "n_layers"
     t.batch_size, t.num_steps, t.log_every_steps, t.sample_every_steps = 2, 4, 2, 4

@@ -314,6 +314,22 @@ def test_image_to_image_best_metric_names_a_direction():
     assert not evaluate.is_better("a2b/psnr", 20.0, 21.0)
 
 
+def test_image_to_image_best_metric_choices_follow_the_data_and_directions():
+    from gan_jax.configs import edges2fashion_pix2pix, fashion_cyclegan
+
+    cyclegan = fashion_cyclegan.get_config()
+    cyclegan.eval.metrics = "fid"
+    assert evaluate.translation_best_metrics(cyclegan, ("a2b", "b2a"), paired=False) == (
+        "a2b/fid", "a2b/class_share", "b2a/fid", "b2a/class_share")
+    edges = edges2fashion_pix2pix.get_config()
+    edges.eval.metrics = "kid"
+    assert evaluate.translation_best_metrics(edges, ("a2b",), paired=True) == (
+        "a2b/l1", "a2b/psnr", "a2b/ssim", "a2b/kid", "a2b/class_share")
+    edges.data.direction = "BtoA"  # images -> edges: no class to hit
+    assert evaluate.translation_best_metrics(edges, ("a2b",), paired=True) == (
+        "a2b/l1", "a2b/psnr", "a2b/ssim", "a2b/kid")
+
+
 def test_target_classes_follow_the_data_sets_direction():
     from gan_jax.configs import base
 

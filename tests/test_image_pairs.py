@@ -11,6 +11,7 @@ from PIL import Image
 
 from gan_jax.data.image_pairs import (
     PAIR_SOURCES,
+    crop_flip,
     crop_flip_params,
     make_pair_source,
     paired_crop_flip,
@@ -265,6 +266,18 @@ def test_paired_crop_flip_keeps_a_and_b_aligned_over_many_keys():
     out_a, out_b, params = crop_and_params(a, a + 1, keys, 5)
     np.testing.assert_array_equal(out_b, out_a + 1)
     assert {p[0] for p in params} == {p[1] for p in params} == {0, 1, 2, 3} and {p[2] for p in params} == {0, 1}
+
+
+def test_crop_flip_without_flip_crops_at_the_drawn_offsets_only():
+    a = np.arange(3 * 6 * 5 * 2, dtype=np.float32).reshape(3, 6, 5, 2)
+    keys = jax.random.split(jax.random.key(0), 3)
+    _, _, params = crop_and_params(a, a, keys, 3)
+    assert {p[2] for p in params} == {0, 1}
+    (out,) = jax.jit(lambda x, k: crop_flip((x,), k, 3, flip=False))(a, keys)
+    for i, (top, left, _) in enumerate(params):
+        np.testing.assert_array_equal(out[i], a[i, top:top + 3, left:left + 3])
+    square = a[:, :5]
+    assert crop_flip((square,), keys, 5, flip=False)[0] is square  # no crop, no flip: untouched
 
 
 def test_paired_crop_flip_bad_shapes():

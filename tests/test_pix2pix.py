@@ -4,6 +4,7 @@ train.py (determinism, resume, device count), recipes and bad inputs."""
 from __future__ import annotations
 
 import importlib
+import json
 import math
 from pathlib import Path
 
@@ -15,10 +16,13 @@ import pytest
 from PIL import Image
 
 from conftest import run_module
-from gan_jax import losses, optim
+from gan_jax import evaluate, losses, optim
+from gan_jax.checkpoint import Checkpoints
+from gan_jax.config import ConfigError
 from gan_jax.data.image_pairs import PairSource, UnpairedSources
 from gan_jax.data.pipeline import BatchIterator, batch_indices, domain_seed, example_batch
 from gan_jax.data.sources import ArraySource
+from gan_jax.metrics import reference
 from gan_jax.tasks.pix2pix import Pix2PixTask
 from gan_jax.train import train_and_evaluate
 
@@ -68,6 +72,30 @@ def test_losses_match_hand_computation():
     np.testing.assert_allclose(out, 0.2, rtol=1e-6)
     with pytest.raises(ValueError, match="pix2pix translates a2b only, got direction 'b2a'"):
         task.translate(g_vars["params"], {}, batch["a"], keys, direction="b2a")
+
+
+@pytest.mark.slow  # 50 s at load 15 on 2 cores (not measured on a quiet machine)
+def test_resnet_generator_draws_dropout_from_each_images_key():
+    """model.generator resnet_6blocks with model.dropout (the reference's pix2pix default, once
+    refused here): at the paper's test time image i's output depends on it and keys[i] alone."""
+    from gan_jax import config as config_lib
+    from gan_jax.tasks import build_task
+
+    config = importlib.import_module("gan_jax.configs.facades_pix2pix").get_config()
+    m = config.model
+    config.data.resolution, m.generator, m.ngf, m.discriminator, m.n_layers = (
+        8, "resnet_6blocks", 2, "n_layers", 1)
+    assert config.model.dropout and config.model.paper_test_time
+    config_lib.validate(config)
+    task = build_task(config)
+    g_vars, _ = jax.jit(task.init, static_argnums=1)(jax.random.key(0), (8, 8, 3))
+    state = {k: v for k, v in g_vars.items() if k != "params"}
+    x = jax.random.uniform(jax.random.key(1), (2, 8, 8, 3), minval=-1, maxval=1)
+    keys = jax.random.split(jax.random.key(2), 2)
+    translate = jax.jit(lambda x, k: task.translate(g_vars["params"], state, x, k))
+    both = translate(x, keys)
+    np.testing.assert_allclose(both[1:], translate(x[1:], keys[1:]), atol=1e-6)
+    assert np.abs(translate(x, keys[::-1])[1] - both[1]).max() > 1e-3
 
 
 def test_constant_linear_schedule():
@@ -184,6 +212,62 @@ def test_train_is_deterministic_resumes_bitwise_and_writes_grids(tmp_path, one_d
     np.testing.assert_array_equal(grid[67:99, 1:33], 255 - test_a)
     assert (tmp_path / "first" / "data.json").read_text() == (
         tmp_path / "again" / "data.json").read_text()
+
+
+class FirstPixels:
+    """Features: each image's first four values (the extractors are tested in test_evaluate)."""
+
+    name, fingerprint = "first_pixels", "v1"
+
+    def __call__(self, images):
+        return {"features": images.reshape(len(images), -1)[:, :4].astype(np.float32)}
+
+
+@pytest.mark.slow  # two short runs: about 2 min on a loaded 2-core machine
+def test_training_evaluates_translations_and_keeps_the_best_by_a2b_l1(tmp_path, one_device,
+                                                                     monkeypatch):
+    """eval.every_steps on pix2pix: the test split's scores (`evaluate`'s TranslationEvaluator)
+    in metrics.jsonl and eval/, WORKDIR/best/ at the step with the lowest a2b/l1, and training
+    bitwise as without evaluation."""
+    monkeypatch.setenv(reference.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setattr(evaluate, "make_extractor", lambda spec, data, log=print: FirstPixels())
+    config = tiny_pix2pix(_pairs_folder(tmp_path / "pairs"))
+    config.train.sample_every_steps = 0
+    plain = train_and_evaluate(config, tmp_path / "plain", devices=one_device, progress=False)
+    e = config.eval
+    e.every_steps, e.metrics, e.num_samples, e.best_metric = 2, "fid", 4, "a2b/l1"
+    e.extractor = "inception"  # replaced by FirstPixels
+    state = train_and_evaluate(config, tmp_path / "run", devices=one_device, progress=False)
+    assert_bitwise_equal(plain, state)
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    scores = {x["step"]: {k: v for k, v in x.items() if k.startswith("eval/")}
+              for x in lines if "eval/a2b/l1" in x}
+    assert sorted(scores) == [2, 4]
+    assert set(scores[2]) == {"eval/a2b/l1", "eval/a2b/psnr", "eval/a2b/ssim", "eval/a2b/fid"}
+    assert scores[2] != scores[4]
+    best = min(scores, key=lambda step: scores[step]["eval/a2b/l1"])
+    checkpoints = Checkpoints(tmp_path / "run", subdir="best")
+    assert checkpoints.latest_step() == best
+    assert checkpoints.restore_metrics(best)["scores"]["a2b/l1"] == scores[best]["eval/a2b/l1"]
+    checkpoints.close()
+    saved = json.loads((tmp_path / "run" / "eval" / "step_0000004.json").read_text())
+    assert saved["num_samples"] == {"a2b": 4} and saved["scores"]["a2b/fid"] == scores[4]["eval/a2b/fid"]
+
+
+def test_bad_best_metric_is_one_line_naming_the_runs_scores(tmp_path, one_device):
+    config = tiny_pix2pix(_pairs_folder(tmp_path / "pairs"))
+    config.eval.every_steps, config.eval.metrics, config.eval.best_metric = 2, "fid,kid", "fid"
+    with pytest.raises(ConfigError) as info:
+        train_and_evaluate(config, tmp_path / "run", devices=one_device, progress=False)
+    assert str(info.value) == (
+        "config.eval.best_metric: 'fid' is not reported by the image-to-image evaluation of this "
+        "run; choose one of a2b/l1, a2b/psnr, a2b/ssim, a2b/fid, a2b/kid or ''")
+    config.eval.best_metric = "a2b/l1"  # valid; but the data has no labels for a classifier
+    with pytest.raises(ConfigError, match=r"^eval.extractor='classifier' needs labels, which the "
+                                          r"image-to-image data 'pairs:.*' lacks; use "
+                                          r"--extractor=inception$"):
+        train_and_evaluate(config, tmp_path / "run", devices=one_device, progress=False)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow  # about 5 min on a loaded 2-core machine

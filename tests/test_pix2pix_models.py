@@ -56,6 +56,7 @@ def _apply(model, variables, x, train, key=None, **kwargs):
 # bias).
 @pytest.mark.parametrize("name,kwargs,shape,expected", [
     ("resnet_9blocks", dict(norm="instance"), (1, 256, 256, 3), 11_378_179),
+    ("resnet_9blocks", dict(norm="instance", dropout=True), (1, 256, 256, 3), 11_378_179),
     ("unet_256", dict(norm="batch"), (1, 256, 256, 3), 54_413_955),
     ("resnet_6blocks", dict(norm="instance"), (1, 128, 128, 3), 7_837_699),
     ("unet_128", dict(norm="batch"), (1, 128, 128, 3), 41_828_995),
@@ -281,3 +282,21 @@ def test_per_example_dropout_keys_by_vmap():
     alone = jax.jit(one)(xs[1], keys[1])
     np.testing.assert_allclose(batched[1], alone, atol=1e-6)
     assert np.abs(jax.jit(one)(xs[1], keys[2]) - alone).max() > 1e-4
+
+
+def test_resnet_dropout_draws_each_examples_masks_from_its_key():
+    """pix2pix's ResNet G (the reference's resnet_9blocks without --no_dropout: dropout 0.5 in
+    every block): example i's masks come from example_keys[i] alone."""
+    model = pix2pix.ResNetTranslator(n_blocks=2, ngf=2, dropout=True)  # instance norm
+    xs = jax.random.normal(jax.random.key(15), (3, 16, 16, 3))
+    keys = jax.random.split(jax.random.key(16), 3)
+    variables = _init(model, xs.shape)
+    run = jax.jit(lambda m, x, k: m.apply(variables, x, train=True, example_keys=k),
+                  static_argnums=0)
+    batched = run(model, xs, keys)
+    np.testing.assert_array_equal(batched, run(model, xs, keys))
+    np.testing.assert_allclose(batched[1:2], run(model, xs[1:2], keys[1:2]), atol=1e-6)
+    rolled = run(model, xs, jnp.roll(keys, 1))
+    assert min(np.abs(rolled[i] - batched[i]).max() for i in range(3)) > 1e-3
+    plain = model.clone(dropout=False)
+    np.testing.assert_array_equal(run(plain, xs, keys), run(plain, xs, jnp.roll(keys, 1)))

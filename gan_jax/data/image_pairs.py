@@ -3,8 +3,8 @@
 Paired sources give {'a', 'b'} uint8 batches by example index; unpaired data is two independent
 `ImageSource`s (A and B domains, lengths may differ), which the batch pipeline
 (`data/pipeline.py`) reads with two independent index streams. Random crop and flip happen later,
-inside the compiled step, with `paired_crop_flip` (same crop and flip on A and B, from each
-example's key).
+inside the compiled step, with `crop_flip` from each example's key: `paired_crop_flip` (pix2pix,
+the same crop and flip on A and B), or on A and B each with keys of its own (CycleGAN).
 """
 
 from __future__ import annotations
@@ -303,25 +303,35 @@ def crop_flip_params(key: jax.Array, height: int, width: int, crop_size: int
     return top, left, words[2] >> 31 == 1
 
 
-def paired_crop_flip(a: jax.Array, b: jax.Array, keys: jax.Array, crop_size: int
-                     ) -> tuple[jax.Array, jax.Array]:
-    """Random crop_size crop and horizontal flip of (B, H, W, C) batches a and b, per-example keys (B,).
-
-    Example i of a and b gets the same crop offset and the same flip, drawn by `crop_flip_params`
-    from keys[i]; a and b may differ in dtype and channels. Pure; works under jit and vmap."""
-    if a.shape[:3] != b.shape[:3]:
-        raise DataError(f"paired batches differ in (batch, height, width): {a.shape[:3]} vs {b.shape[:3]}")
-    if not 1 <= crop_size <= min(a.shape[1:3]):
-        raise DataError(f"crop_size {crop_size} does not fit images of {a.shape[1]}x{a.shape[2]}; "
+def crop_flip(images: tuple[jax.Array, ...], keys: jax.Array, crop_size: int, flip: bool = True
+              ) -> tuple[jax.Array, ...]:
+    """Random crop_size crop, and with `flip` a random horizontal flip, of (B, H, W, C) batches,
+    the same on example i of every batch (drawn by `crop_flip_params` from keys[i], also when
+    flip is False); the batches may differ in dtype and channels. No crop and no flip returns them
+    as they are. Pure; works under jit and vmap."""
+    height, width = images[0].shape[1:3]
+    if not 1 <= crop_size <= min(height, width):
+        raise DataError(f"crop_size {crop_size} does not fit images of {height}x{width}; "
                         "use a crop no larger than data.resolution")
+    if crop_size == height == width and not flip:
+        return tuple(images)
 
-    def one(key, x, y):
-        top, left, flip = crop_flip_params(key, x.shape[0], x.shape[1], crop_size)
+    def one(key, *xs):
+        top, left, flipped = crop_flip_params(key, height, width, crop_size)
 
         def crop(image):
             image = jax.lax.dynamic_slice(image, (top, left, 0), (crop_size, crop_size, image.shape[2]))
-            return jnp.where(flip, image[:, ::-1], image)
+            return jnp.where(flipped, image[:, ::-1], image) if flip else image
 
-        return crop(x), crop(y)
+        return tuple(crop(x) for x in xs)
 
-    return jax.vmap(one)(keys, a, b)
+    return jax.vmap(one)(keys, *images)
+
+
+def paired_crop_flip(a: jax.Array, b: jax.Array, keys: jax.Array, crop_size: int, flip: bool = True
+                     ) -> tuple[jax.Array, jax.Array]:
+    """`crop_flip` of aligned batches a and b: example i of a and b gets the same crop offset and
+    the same flip (per-example keys (B,)); DataError unless a and b have the same (B, H, W)."""
+    if a.shape[:3] != b.shape[:3]:
+        raise DataError(f"paired batches differ in (batch, height, width): {a.shape[:3]} vs {b.shape[:3]}")
+    return crop_flip((a, b), keys, crop_size, flip)

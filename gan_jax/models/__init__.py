@@ -98,6 +98,13 @@ def _cyclegan(config: ml_collections.ConfigDict) -> Pair:
             pix2pix.DISCRIMINATORS[m.discriminator](ndf=m.ndf, norm=m.norm, **layers))
 
 
+def _check_load_size(config: ml_collections.ConfigDict) -> None:
+    d = config.data
+    if d.load_size and d.load_size < d.resolution:
+        raise ValueError(f"config.data.load_size: {d.load_size} is below data.resolution "
+                         f"{d.resolution}, the random crop's size; use >= {d.resolution} or 0")
+
+
 def _check_cyclegan(config: ml_collections.ConfigDict) -> None:
     m, c, resolution = config.model, config.loss, config.data.resolution
     _unconditional(config)
@@ -118,6 +125,7 @@ def _check_cyclegan(config: ml_collections.ConfigDict) -> None:
     if resolution // 2 ** n_layers < 3:
         raise ValueError(f"config.model.n_layers: a PatchGAN with {n_layers} layers leaves no "
                          f"logits at {resolution} px; use fewer")
+    _check_load_size(config)
     if min(c.cycle_weight, c.identity_weight, c.pool_size) < 0:
         raise ValueError("config.loss.cycle_weight, identity_weight, pool_size: must be >= 0")
 
@@ -153,17 +161,12 @@ def _check_pix2pix(config: ml_collections.ConfigDict) -> None:
     if d.resolution % side:
         raise ValueError(f"config.data.resolution: {m.generator} takes sides that are multiples of "
                          f"{side}, got {d.resolution}")
-    if d.load_size and d.load_size < d.resolution:
-        raise ValueError(f"config.data.load_size: {d.load_size} is below data.resolution "
-                         f"{d.resolution}, the random crop's size; use >= {d.resolution} or 0")
+    _check_load_size(config)
     if not d.dataset:
         raise ValueError("config.data.dataset: pix2pix needs paired data, e.g. 'edges2fashion' or "
                          "'pairs:/path/to/facades'")
     if m.num_classes:
         raise ValueError("config.model.num_classes: pix2pix is not class-conditional; set it to 0")
-    if m.dropout and not m.generator.startswith("unet"):
-        raise ValueError(f"config.model.dropout: per-example dropout is implemented in the U-Net "
-                         f"generators only; set it to False for {m.generator}")
     if t.g_batch_size not in (0, t.batch_size):
         raise ValueError(f"config.train.g_batch_size: pix2pix's G step translates the real batch; "
                          f"set it to 0, got {t.g_batch_size}")

@@ -181,31 +181,36 @@ class UNetGenerator(_Generator):
 
 class ResNetBlock(nn.Module):
     """x + [reflect pad 1, 3x3 conv, norm, ReLU, (dropout 0.5), reflect pad 1, 3x3 conv,
-    norm](x)."""
+    norm](x); the dropout mask from `example_keys` (stream `stream`, see `Dropout`) when given."""
 
     norm: Callable[[], Callable]
     use_bias: bool
     dropout: bool
     deterministic: bool
+    stream: int = 0
 
     @nn.compact
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, example_keys: jax.Array | None = None) -> jax.Array:
         features = x.shape[-1]
         h = nn.relu(self.norm()(_conv(features, 3, 1, 0, self.use_bias)(reflect_pad(x, 1))))
         if self.dropout:
-            h = Dropout(0.5, self.deterministic)(h)
+            h = Dropout(0.5, self.deterministic, stream=self.stream)(h, example_keys)
         return x + self.norm()(_conv(features, 3, 1, 0, self.use_bias)(reflect_pad(h, 1)))
 
 
 class ResNetTranslator(_Generator):
     """CycleGAN's ResNet generator: images (B, H, W, C) in [-1, 1], H and W multiples of 4 ->
-    (B, H, W, out_channels) in [-1, 1]. `resnet_9blocks` (256 px) / `resnet_6blocks` (<= 128 px)."""
+    (B, H, W, out_channels) in [-1, 1]. `resnet_9blocks` (256 px) / `resnet_6blocks` (<= 128 px).
+    With `dropout` (pix2pix's default, --no_dropout off), dropout 0.5 in every block."""
 
     n_blocks: int = 9
     norm: str = "instance"
 
     @nn.compact
-    def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    def __call__(self, x: jax.Array, train: bool, example_keys: jax.Array | None = None
+                 ) -> jax.Array:
+        """example_keys: optional (B,) keys, one per image, to draw block i's dropout masks from
+        (stream i, see `Dropout`); without them the masks come from the `dropout` rng."""
         _check_side(x, 4, "the ResNet generator")
         stochastic = self._stochastic(train)
         norm = lambda: self._norm(stochastic)
@@ -213,8 +218,8 @@ class ResNetTranslator(_Generator):
         h = nn.relu(norm()(_conv(self.ngf, 7, 1, 0, use_bias)(reflect_pad(x, 3))))
         for mult in (2, 4):
             h = nn.relu(norm()(_conv(self.ngf * mult, 3, 2, 1, use_bias)(h)))
-        for _ in range(self.n_blocks):
-            h = ResNetBlock(norm, use_bias, self.dropout, not stochastic)(h)
+        for block in range(self.n_blocks):
+            h = ResNetBlock(norm, use_bias, self.dropout, not stochastic, block)(h, example_keys)
         for mult in (2, 1):
             # ConvTranspose2d(k 3, s 2, padding 1, output_padding 1): crop 1 in front, 0 behind
             up = ConvTranspose(self.ngf * mult, (3, 3), (2, 2), ((1, 0), (1, 0)),

@@ -18,6 +18,11 @@ Losses (the reference's `gan_mode` 'lsgan': the mean squared error of every patc
      + identity_weight * cycle_weight * (L1(g_ab(b), b) + L1(g_ba(a), a))   (lambda_identity 0.5)
 Adam(2e-4, 0.5, 0.999) for both, constant lr, then linear decay to 0 (the configs).
 
+Data (`data/base_dataset.py` get_transform, preprocess 'resize_and_crop'): train images are loaded
+at data.load_size (286) and randomly cropped to data.resolution (256), and flipped horizontally
+with p = 1/2 unless data.flip is False (`--no_flip`), A and B independently (`domains`), each
+example's crop and flip from its own key (`data.image_pairs.crop_flip`, pix2pix's mechanism).
+
 History pools (`util/image_pool.py`, pool_size 50): D sees each fake through its domain's pool
 (`query_pool`). The pools are the task's state, `state.task_state` {'pool_a', 'pool_b'}, written
 back by the D step: checkpointed and restored with the run (the reference starts them empty on
@@ -34,6 +39,8 @@ Deviations from the reference, named:
 * Randomness: the pool's coin and slot are drawn from each example's key (stream POOL_A/POOL_B),
   not from Python's global `random`, so runs are reproducible and resumable.
 * With train.n_critic > 1 every D update queries the pools with its own batch's fakes.
+* As pix2pix here, the D step and the G step draw their crops and flips from their own keys (the
+  train step's D and G streams), so the G update sees other crops and flips of the same images.
 """
 
 from __future__ import annotations
@@ -47,6 +54,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from gan_jax import parallel
+from gan_jax.data.image_pairs import crop_flip
 from gan_jax.models import build_models
 from gan_jax.tasks.image_gan import fold_keys
 
@@ -55,6 +63,7 @@ Batch = dict[str, Array]
 Pool = dict[str, Array]  # {'images': (pool_size, H, W, C) float32, 'count': int32 images stored}
 
 POOL_A, POOL_B = 100, 101  # per-example stream purposes of the two pools (image_gan's are < 100)
+CROP_A, CROP_B = 102, 103  # ... and of the crop and flip of each domain's images
 NETWORKS = {"a2b": "g_ab", "b2a": "g_ba"}  # translation direction -> generator
 
 
@@ -101,7 +110,9 @@ def _l1(x: Array, y: Array) -> Array:
 class CycleGANTask:
     """CycleGAN on unpaired {'a', 'b'} float [-1, 1] batches (B, H, W, C) (see the module doc).
 
-    generator, discriminator: the architecture of g_ab and g_ba, of d_a and d_b.
+    generator, discriminator: the architecture of g_ab and g_ba, of d_a and d_b; crop_size: the
+    networks' image side (data.resolution) that train images are cropped to, then flipped with
+    `flip` (data.flip); None: the batches as they are, neither cropped nor flipped.
     """
 
     generator: nn.Module
@@ -109,6 +120,8 @@ class CycleGANTask:
     cycle_weight: float = 10.0     # lambda_A = lambda_B (options: --lambda_A, --lambda_B)
     identity_weight: float = 0.5   # lambda_identity: the identity loss weighs this * cycle_weight
     pool_size: int = 50            # --pool_size
+    crop_size: int | None = None
+    flip: bool = False
 
     image_to_image = True
     directions = ("a2b", "b2a")
@@ -147,10 +160,19 @@ class CycleGANTask:
                                 parallel.gather_examples(keys))
         return pool, parallel.local_examples(seen, fakes.shape[0])
 
+    def domains(self, batch: Batch, keys: Array) -> tuple[Array, Array]:
+        """(A, B) of the batch, each cropped to crop_size and (flip) flipped with draws of its own
+        (streams CROP_A, CROP_B of the per-example keys): the domains are unpaired."""
+        if self.crop_size is None:
+            return batch["a"], batch["b"]
+        (a,) = crop_flip((batch["a"],), fold_keys(keys, CROP_A), self.crop_size, self.flip)
+        (b,) = crop_flip((batch["b"],), fold_keys(keys, CROP_B), self.crop_size, self.flip)
+        return a, b
+
     def discriminator_loss(self, d_params, d_state, g_params, g_state, batch: Batch, keys: Array,
                            step: Array, task_state: dict[str, Any]):
         """Both Ds' halved LSGAN losses on real images and pooled fakes; writes the pools."""
-        a, b = batch["a"], batch["b"]
+        a, b = self.domains(batch, keys)
         fake_a = jax.lax.stop_gradient(self._g(g_params, "g_ba", b))
         fake_b = jax.lax.stop_gradient(self._g(g_params, "g_ab", a))
         pool_a, fake_a = self._pooled(task_state["pool_a"], fake_a, fold_keys(keys, POOL_A))
@@ -166,7 +188,7 @@ class CycleGANTask:
     def generator_loss(self, g_params, g_state, d_params, d_state, batch: Batch, keys: Array,
                        step: Array, task_state: dict[str, Any]):
         """LSGAN + cycle_weight * cycle + identity_weight * cycle_weight * identity (module doc)."""
-        a, b = batch["a"], batch["b"]
+        a, b = self.domains(batch, keys)
         fake_b, fake_a = self._g(g_params, "g_ab", a), self._g(g_params, "g_ba", b)
         gan = (_mse(self._d(d_params, "d_b", fake_b), 1.0)
                + _mse(self._d(d_params, "d_a", fake_a), 1.0))
@@ -189,7 +211,8 @@ class CycleGANTask:
 
 def build_task(config: ml_collections.ConfigDict) -> CycleGANTask:
     """The CycleGAN task: `model.*` networks, `loss.cycle_weight`, `loss.identity_weight`,
-    `loss.pool_size`."""
+    `loss.pool_size`, train images cropped from data.load_size to data.resolution, `data.flip`."""
     generator, discriminator = build_models(config)
-    c = config.loss
-    return CycleGANTask(generator, discriminator, c.cycle_weight, c.identity_weight, c.pool_size)
+    c, d = config.loss, config.data
+    return CycleGANTask(generator, discriminator, c.cycle_weight, c.identity_weight, c.pool_size,
+                        d.resolution, d.flip)

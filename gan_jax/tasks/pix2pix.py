@@ -8,9 +8,11 @@ concat(A, G(A)) plus l1_weight * mean|G(A) - B| (`backward_G`, lambda_L1 = 100).
 `non_saturating`. Both networks are `models/pix2pix.py`'s.
 
 Randomness, all from the per-example keys: every batch is randomly cropped from the loaded size
-(data.load_size) to data.resolution and flipped, the same crop and flip on A and B
+(data.load_size) to data.resolution and flipped (data.flip), the same crop and flip on A and B
 (`paired_crop_flip`; the reference's `resize_and_crop` and flip, data/base_dataset.py); G's
-dropout mask of example i is drawn from key i (`models.pix2pix.Dropout`'s example keys). In
+dropout masks of example i (the U-Net's middle levels, or every block of a ResNet generator, as
+the reference's `--netG resnet_9blocks` without --no_dropout) are drawn from key i
+(`models.pix2pix.Dropout`'s example keys). In
 training G's batch norm uses the statistics of the device's batch (of the global batch with
 model.cross_replica_bn), as the reference's; at the paper's test time (`translate` with
 model.paper_test_time) each image is normalised with its own statistics, the reference's test
@@ -20,8 +22,6 @@ Deviations from the reference, named:
 * The reference computes G(A) once per iteration and uses it for the D update and then the G
   update. Here the D step and the G step run G each with their own keys (the train step's D and G
   streams), so the G update sees another crop, flip and dropout mask of the same pairs.
-* Only the U-Net generators draw dropout per example; a ResNet generator needs model.dropout
-  False here.
 * D's batch-norm running averages (never used: D always runs with batch statistics in training
   and is not used after it) are updated by the D step's calls (fake, then real, as the
   reference), not by the G step's.
@@ -40,7 +40,6 @@ import ml_collections
 from gan_jax import losses
 from gan_jax.data.image_pairs import paired_crop_flip
 from gan_jax.models import build_models
-from gan_jax.models.pix2pix import UNetGenerator
 from gan_jax.tasks.image_gan import fold_keys
 
 Array = jax.Array
@@ -53,7 +52,8 @@ CROP, DROPOUT = 100, 101  # per-example stream purposes (tasks.py: subclasses us
 class Pix2PixTask:
     """pix2pix on {'a', 'b'} float [-1, 1] batches (B, L, L, C), L >= crop_size: G(A) -> B.
 
-    crop_size: the networks' image side (data.resolution).
+    crop_size: the networks' image side (data.resolution); flip: random horizontal flips
+    (data.flip).
     """
 
     generator: nn.Module
@@ -61,6 +61,7 @@ class Pix2PixTask:
     loss: losses.GANLoss
     crop_size: int
     l1_weight: float = 100.0
+    flip: bool = True
 
     image_to_image = True
     directions = ("a2b",)
@@ -95,8 +96,7 @@ class Pix2PixTask:
         averages)."""
         variables = {"params": g_params, **g_state}
         dropout_keys = fold_keys(keys, DROPOUT)
-        kwargs = ({"example_keys": dropout_keys} if isinstance(self.generator, UNetGenerator)
-                  else {})
+        kwargs = {"example_keys": dropout_keys} if getattr(self.generator, "dropout", False) else {}
         if train:
             if not g_state:
                 return self.generator.apply(variables, a, train=True, **kwargs), g_state
@@ -124,8 +124,9 @@ class Pix2PixTask:
         return logits, dict(new)
 
     def pairs(self, batch: Batch, keys: Array) -> tuple[Array, Array]:
-        """(A, B) of the batch, cropped to crop_size and flipped, the same on A and B."""
-        return paired_crop_flip(batch["a"], batch["b"], fold_keys(keys, CROP), self.crop_size)
+        """(A, B) of the batch, cropped to crop_size and (flip) flipped, the same on A and B."""
+        return paired_crop_flip(batch["a"], batch["b"], fold_keys(keys, CROP), self.crop_size,
+                                self.flip)
 
     def discriminator_loss(self, d_params, d_state, g_params, g_state, batch: Batch, keys: Array,
                            step: Array, task_state: dict[str, Any]):
@@ -162,4 +163,4 @@ def build_task(config: ml_collections.ConfigDict) -> Pix2PixTask:
     """The pix2pix task of a config."""
     generator, discriminator = build_models(config)
     return Pix2PixTask(generator, discriminator, losses.LOSSES[config.loss.name],
-                       config.data.resolution, config.loss.l1_weight)
+                       config.data.resolution, config.loss.l1_weight, config.data.flip)
