@@ -6,6 +6,7 @@
 #   experiments/fashion_cyclegan/run.sh [WORKDIR]   # default runs/fashion_cyclegan
 # TRAIN="no_identity" trains only those arms (the others' WORKDIR/ARM must hold finished runs);
 # every arm it trains must not exist yet (each run starts from scratch).
+# STEPS=N shortens every arm to N steps (N/2 constant + N/2 linear decay, the recipe's split).
 set -euo pipefail
 WORKDIR=${1:-runs/fashion_cyclegan}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +15,13 @@ PYTHON=${PYTHON:-python}
 ARMS=(identity no_identity)
 declare -A FLAGS=([identity]="" [no_identity]="--config.loss.identity_weight=0")
 TRAIN=${TRAIN:-${ARMS[*]}}
+LENGTH=()
+if [ -n "${STEPS:-}" ]; then
+  LENGTH=(--config.train.num_steps="$STEPS")
+  for opt in g d; do
+    LENGTH+=(--config.optim.$opt.constant_steps=$((STEPS / 2)) --config.optim.$opt.decay_steps=$((STEPS - STEPS / 2)))
+  done
+fi
 for arm in $TRAIN; do
   if [ -e "$WORKDIR/$arm" ]; then
     echo "error: $WORKDIR/$arm exists; remove it or pass another WORKDIR (runs start from scratch)" >&2
@@ -29,7 +37,7 @@ for arm in $TRAIN; do
   start=$SECONDS
   # shellcheck disable=SC2086  # FLAGS holds zero or one flag
   "$PYTHON" -m gan_jax.train --workdir="$WORKDIR/$arm" \
-    --config="$ROOT/configs/fashion_cyclegan.py" ${FLAGS[$arm]}
+    --config="$ROOT/configs/fashion_cyclegan.py" ${FLAGS[$arm]} ${LENGTH[@]+"${LENGTH[@]}"}
   echo "$arm: $((SECONDS - start)) s, load average $load at the start, $(cut -d' ' -f1-3 /proc/loadavg) at the end" \
     | tee -a "$HERE/wall_times.txt"
 done
