@@ -4,15 +4,16 @@
 # after the other, scores both directions on the test split (evaluate's defaults) and writes the
 # translation picture.
 #   experiments/fashion_cyclegan/run.sh [WORKDIR]   # default runs/fashion_cyclegan
-# TRAIN="no_identity" trains only those arms (the others' WORKDIR/ARM must hold finished runs);
-# every arm it trains must not exist yet (each run starts from scratch).
+# ARMS="identity" runs only those arms (training, scores, picture rows); TRAIN="no_identity"
+# trains only those (the other arms' WORKDIR/ARM must hold finished runs); every arm it trains
+# must not exist yet (each run starts from scratch).
 # STEPS=N shortens every arm to N steps (N/2 constant + N/2 linear decay, the recipe's split).
 set -euo pipefail
 WORKDIR=${1:-runs/fashion_cyclegan}
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 PYTHON=${PYTHON:-python}
-ARMS=(identity no_identity)
+read -r -a ARMS <<< "${ARMS:-identity no_identity}"
 declare -A FLAGS=([identity]="" [no_identity]="--config.loss.identity_weight=0")
 TRAIN=${TRAIN:-${ARMS[*]}}
 LENGTH=()
