@@ -83,6 +83,7 @@ def get_config() -> ml_collections.ConfigDict:
         clip_value=0.0,          # WGAN weight clipping of D params after each update; 0 disables
         ortho_weight=0.0,        # BigGAN orthogonal regularisation of G's kernels (beta, 1e-4)
         l1_weight=100.0,         # pix2pix: lambda_L1 of |G(A) - B| (junyanz models/pix2pix_model.py)
+        gan_weight=1.0,          # pix2pix: weight of G's GAN term (0: the L1-only ablation)
         # CycleGAN (junyanz options/train_options.py, models/cycle_gan_model.py)
         cycle_weight=10.0,       # lambda_A = lambda_B of the two cycle-consistency L1 terms
         identity_weight=0.5,     # lambda_identity: the identity L1 terms weigh this * cycle_weight

@@ -191,6 +191,7 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
                                                                    cur.get("data.flip")),
             **{f"model.{k}": cur.get(f"model.{k}") for k in _IMAGE_TO_IMAGE_MODEL_KEYS},  # unused
             "loss.l1_weight": cur.get("loss.l1_weight"),  # unused by the earlier models
+            "loss.gan_weight": 1.0,
             **{f"loss.{k}": cur.get(f"loss.{k}")  # CycleGAN's, unused by the earlier models
                for k in ("cycle_weight", "identity_weight", "pool_size")}}
 

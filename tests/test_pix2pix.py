@@ -98,6 +98,27 @@ def test_resnet_generator_draws_dropout_from_each_images_key():
     assert np.abs(translate(x, keys[::-1])[1] - both[1]).max() > 1e-3
 
 
+def test_gan_weight_zero_leaves_100_l1_and_the_d_step():
+    """gan_weight 0 (the L1-only ablation): G's loss is 100 * L1 = 40 exactly, D's loss, metrics
+    and collections are those of the recipe's task."""
+    batch = {"a": jnp.full((2, 6, 6, 3), 0.4), "b": jnp.full((2, 6, 6, 3), -0.2)}
+    keys = jax.random.split(jax.random.key(1), 2)
+    tasks = [Pix2PixTask(ScaleG(), MeanD(), losses.LOSSES["non_saturating"], crop_size=4,
+                         gan_weight=w) for w in (1.0, 0.0)]
+    g_vars, d_vars = tasks[0].init(jax.random.key(0), (4, 4, 3))
+    d_steps = [t.discriminator_loss(d_vars["params"], {}, g_vars["params"], {}, batch, keys,
+                                    jnp.array(0), {}) for t in tasks]
+    jax.tree.map(np.testing.assert_array_equal, *d_steps)
+    g_loss, (_, metrics) = tasks[1].generator_loss(
+        g_vars["params"], {}, d_vars["params"], {}, batch, keys, jnp.array(0), {})
+    np.testing.assert_allclose(g_loss, 100 * 0.4, rtol=1e-6)
+    np.testing.assert_allclose(metrics["g_gan"], softplus(-0.6), rtol=1e-6)  # still logged
+    grads = jax.grad(lambda p: tasks[1].generator_loss(p, {}, d_vars["params"], {}, batch, keys,
+                                                       jnp.array(0), {})[0])(g_vars["params"])
+    # d(100 * mean|w * A - B|)/dw = 100 * A * sign(w * A - B) = 100 * 0.4
+    np.testing.assert_allclose(grads["w"], 40.0, rtol=1e-6)
+
+
 def test_constant_linear_schedule():
     """--lr_policy linear: full rate for constant_steps, then linearly to 0 over decay_steps."""
     c = importlib.import_module("gan_jax.configs.edges2fashion_pix2pix").get_config().optim.g

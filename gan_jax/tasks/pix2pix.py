@@ -2,10 +2,11 @@
 PatchGAN, as junyanz/pytorch-CycleGAN-and-pix2pix `models/pix2pix_model.py`.
 
 D sees concat(A, B) (real) and concat(A, G(A)) (fake); its loss is half the sum of the two GAN
-terms (`backward_D`: (loss_D_fake + loss_D_real) * 0.5); G's loss is the GAN term on
-concat(A, G(A)) plus l1_weight * mean|G(A) - B| (`backward_G`, lambda_L1 = 100). Images carry
-`loss.name`'s GAN loss; the reference's `gan_mode vanilla` (BCE with logits, target 1 for G) is
-`non_saturating`. Both networks are `models/pix2pix.py`'s.
+terms (`backward_D`: (loss_D_fake + loss_D_real) * 0.5); G's loss is gan_weight times the GAN
+term on concat(A, G(A)) plus l1_weight * mean|G(A) - B| (`backward_G`, lambda_L1 = 100; the
+reference's GAN weight is 1; gan_weight 0 is Isola et al.'s "L1 only" ablation, D still trained
+but unused by G). Images carry `loss.name`'s GAN loss; the reference's `gan_mode vanilla` (BCE
+with logits, target 1 for G) is `non_saturating`. Both networks are `models/pix2pix.py`'s.
 
 Randomness, all from the per-example keys: every batch is randomly cropped from the loaded size
 (data.load_size) to data.resolution and flipped (data.flip), the same crop and flip on A and B
@@ -62,6 +63,7 @@ class Pix2PixTask:
     crop_size: int
     l1_weight: float = 100.0
     flip: bool = True
+    gan_weight: float = 1.0
 
     image_to_image = True
     directions = ("a2b",)
@@ -142,12 +144,13 @@ class Pix2PixTask:
 
     def generator_loss(self, g_params, g_state, d_params, d_state, batch: Batch, keys: Array,
                        step: Array, task_state: dict[str, Any]):
-        """GAN loss of D on (A, G(A)) + l1_weight * mean|G(A) - B|; D's collections not updated."""
+        """gan_weight * GAN loss of D on (A, G(A)) + l1_weight * mean|G(A) - B|; D's collections
+        not updated."""
         a, b = self.pairs(batch, keys)
         fake, g_state = self.generate(g_params, g_state, a, keys, train=True)
         gan = self.loss.generator(self.critic(d_params, d_state, a, fake)[0])
         l1 = jnp.mean(jnp.abs(fake - b))
-        loss = gan + self.l1_weight * l1
+        loss = self.gan_weight * gan + self.l1_weight * l1
         return loss, ({"g_state": g_state}, {"g_loss": loss, "g_gan": gan, "l1": l1})
 
     def translate(self, g_params, g_state, images: Array, keys: Array, direction: str = "a2b"
@@ -163,4 +166,5 @@ def build_task(config: ml_collections.ConfigDict) -> Pix2PixTask:
     """The pix2pix task of a config."""
     generator, discriminator = build_models(config)
     return Pix2PixTask(generator, discriminator, losses.LOSSES[config.loss.name],
-                       config.data.resolution, config.loss.l1_weight, config.data.flip)
+                       config.data.resolution, config.loss.l1_weight, config.data.flip,
+                       config.loss.gan_weight)
