@@ -158,7 +158,8 @@ def draw_masks(task, shapes: list[tuple[int, int]], seed: int, kind: str = "") -
 
 def read_masks(path: str, names: list[str], count: int) -> list[np.ndarray]:
     """uint8 0/1 (H, W, 1) masks from an .npz (`masks`, (N, H, W) or (N, H, W, 1), 0/1) or a
-    folder of mask images (0/255) named as the inputs; ValueError (one line) otherwise."""
+    folder of mask images (0/255) named as the inputs (`names`: their relative paths; none for
+    an .npz input: 0.png, 1.png, ...); ValueError (one line) otherwise."""
     p = Path(path)
     if not p.exists():
         raise ValueError(f"--mask {path} does not exist (use box, free or a path)")
@@ -346,8 +347,7 @@ def translate_path(workdir: str, input_path: str, out: str, direction: str = "",
     masks_ = None
     if filling:
         masks_ = (draw_masks(run.task, [x.shape[:2] for x in inputs], seed, mask)
-                  if mask in ("", "box", "free") else read_masks(mask, names if kind == "folder"
-                                                                 else [], len(inputs)))
+                  if mask in ("", "box", "free") else read_masks(mask, names, len(inputs)))
         check_masks(masks_, inputs)
         outputs = fill_images(run.task, state, inputs, masks_, run.image_shape, batch, log)
     else:
