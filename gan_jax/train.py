@@ -258,13 +258,14 @@ def translation_grid_writer(run: Run, num: int, seed: int):
     translate = jax.jit(run.task.translate, static_argnames="direction")
     inputs = {"a2b": images.to_float(a), "b2a": images.to_float(b), "fill": images.to_float(a)}
     columns = min(GRID_COLUMNS, len(a))
+    if "fill" in run.task.directions:  # inpainting: G's inputs, the keys' masks blanked
+        shown = images.to_uint8(jax.jit(run.task.masked_inputs)(inputs["fill"], keys))
 
     def write(state: GANState, path: Path) -> None:
         out = {d: images.to_uint8(translate(state.sampling_params, state.sampling_state,
                                             inputs[d], keys, direction=d))
                for d in run.task.directions}
         if "fill" in out:
-            shown = images.to_uint8(run.task.masked_inputs(inputs["fill"], keys))
             rows = [shown, out["fill"], b]
         else:
             rows = [a, out["a2b"], b] if "b2a" not in out else [a, out["a2b"], b, out["b2a"]]
