@@ -74,7 +74,7 @@ def test_fill_keeps_known_pixels_bitwise():
         out, np.asarray(jax.jit(task.translate)(g_vars["params"], {}, images, keys)))
 
 
-@pytest.mark.slow  # three short runs (one compile): about 3 min on a loaded 2-core machine
+@pytest.mark.slow  # three short runs: 7 min on 2 cores at load 14 (mostly compiling)
 def test_train_is_deterministic_resumes_bitwise_and_writes_grids(tmp_path, one_device):
     config = tiny_inpainting()
     first = train_and_evaluate(config, tmp_path / "first", devices=one_device, progress=False)
@@ -93,7 +93,7 @@ def test_train_is_deterministic_resumes_bitwise_and_writes_grids(tmp_path, one_d
     assert not np.array_equal(originals, filled) and not np.array_equal(masked, filled)
 
 
-@pytest.mark.slow  # two short runs: about 4 min on a loaded 2-core machine
+@pytest.mark.slow  # two short runs: 9 min on 2 cores at load 14 (mostly compiling)
 def test_eight_devices_match_one_device(tmp_path):
     """No batch statistics, masks from global example keys, and the L1 normalised by the global
     pixel count: only float summation order differs. SGD, as tests/test_pix2pix.py: Adam turns
@@ -184,7 +184,7 @@ def test_bad_masks_are_one_line_and_write_nothing(inpainting_workdir, tmp_path, 
     assert not (tmp_path / "out.npz").exists()
 
 
-@pytest.mark.slow  # a classifier, reference features and the fills: about 2 min on 2 loaded cores
+@pytest.mark.slow  # a classifier, reference features and the fills: 1.5 min at load 14
 def test_evaluate_scores_fills_per_area_bin(inpainting_workdir, tmp_path):
     from gan_jax import evaluate
     from gan_jax.metrics import classifier, image_quality
