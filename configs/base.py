@@ -90,6 +90,18 @@ def get_config() -> ml_collections.ConfigDict:
         pool_size=50,            # fakes in each history pool D draws from; 0: no pool
     ))
 
+    # inpainting (model.name='inpainting'; DeepFill v2 as mmagic's base_deepfillv2.py; its
+    # networks read model.generator two_stage | encoder_decoder, ngf (G width), ndf, n_layers)
+    config.inpaint = ml_collections.ConfigDict(dict(
+        mask_kinds=("box", "free"),  # each example's mask: a kind drawn uniformly from these
+        area_range=(0.0, 0.6),   # covered fraction of every mask (redrawn until inside)
+        dilations=(2, 4, 8, 16),  # G's dilated gated convs (inpaint_model.py conv7-10)
+        gan_weight=0.1,          # loss_gan loss_weight (hinge G term)
+        hole_weight=1.0,         # loss_l1_hole, per stage
+        valid_weight=1.0,        # loss_l1_valid, per stage
+        test_data="",            # data source of the test split (evaluate, sample grids); "": data.name
+    ))
+
     config.augment = ml_collections.ConfigDict(dict(
         # DiffAugment ops applied to every image D sees (reals and fakes, own random streams):
         # comma-separated subset of color, translation, cutout; "" disables

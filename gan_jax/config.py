@@ -14,7 +14,7 @@ from gan_jax.models import MODEL_CHECKS, MODELS
 
 NORMS = ("batch", "layer", "none")
 # Keys that do not change the math of a run: changing them on resume continues the run.
-NON_MATH_PREFIXES = ("train.num_steps", "train.log_every_steps", "train.sample_every_steps",
+NON_MATH_PREFIXES = ("inpaint.test_data", "train.num_steps", "train.log_every_steps", "train.sample_every_steps",
                      "train.on_nonfinite", "train.max_skipped_steps",
                      "checkpoint.", "sample.", "eval.", "allow_config_change", "data.data_dir")
 NONFINITE_POLICIES = ("stop", "skip")
@@ -193,7 +193,10 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
             "loss.l1_weight": cur.get("loss.l1_weight"),  # unused by the earlier models
             "loss.gan_weight": 1.0,
             **{f"loss.{k}": cur.get(f"loss.{k}")  # CycleGAN's, unused by the earlier models
-               for k in ("cycle_weight", "identity_weight", "pool_size")}}
+               for k in ("cycle_weight", "identity_weight", "pool_size")},
+            **{f"inpaint.{k}": cur.get(f"inpaint.{k}")  # inpainting's, unused by the others
+               for k in ("mask_kinds", "area_range", "dilations", "gan_weight", "hole_weight",
+                         "valid_weight", "test_data")}}
 
 
 def math_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -265,9 +265,96 @@ class TranslationEvaluator:
                 "extractor_fingerprint": self.extractor.fingerprint}
 
 
+AREA_BINS = ((0.0, 0.2), (0.2, 0.4), (0.4, 0.6))  # mask area bins of co-mod-gan's tables
+
+
+@dataclasses.dataclass
+class InpaintingEvaluator:
+    """Scores of an inpainting state on the first `num_samples` test images (`test`: the run's
+    test source), each filled where its mask is 1, the mask drawn from image i's key
+    image_keys(eval.seed, [i]) as `translate --seed=eval.seed`: L1, PSNR, SSIM over the whole
+    image ('l1', ...) and over the hole ('hole/l1', ...) against the originals, means over all
+    images and per mask-area bin AREA_BINS ('0-20%/hole/l1', ..., with '0-20%/count'); the feature
+    `metrics` (FID, ...) of the fills against the test images; and for labelled data
+    'class_share', the share of fills the data set's classifier assigns to the original's class."""
+
+    config: ml_collections.ConfigDict
+    test: object
+    extractor: object
+    metrics: tuple[str, ...]
+    num_samples: int
+    generator: str = "ema"
+    classifier: object = None
+    log: object = print
+
+    @classmethod
+    def from_config(cls, config: ml_collections.ConfigDict, test, log=print,
+                    **overrides) -> InpaintingEvaluator:
+        """As `Evaluator.from_config`; the class shares use the data set's classifier (the
+        extractor itself when it is one) when the test images are labelled."""
+        e = config.eval
+        spec = overrides.get("extractor") or e.extractor
+        extractor = make_extractor(spec, config.data, log)
+        classifier = None
+        if test.num_classes:
+            classifier = (extractor if spec.partition(":")[0] == "classifier"
+                          else make_extractor("classifier", config.data, log))
+        generator = overrides.get("generator") or "ema"
+        if generator not in GENERATORS:
+            raise ValueError(f"--generator must be one of {', '.join(GENERATORS)}, "
+                             f"got {generator!r}")
+        return cls(config, test, extractor, parse_metrics(overrides.get("metrics") or e.metrics),
+                   overrides.get("num_samples") or e.num_samples, generator, classifier, log)
+
+    def __call__(self, task, state) -> dict:
+        """{'step', 'scores': {...}, and what the scores depend on}; pure in (state, config)."""
+        from gan_jax.metrics import image_quality
+        from gan_jax.translate import draw_masks, fill_images
+
+        e, d = self.config.eval, self.config.data
+        if self.generator == "raw":
+            state = state.replace(ema_params=None, ema_state=None)
+        n = min(self.num_samples, self.test.num_examples)
+        batch = self.test.get(np.arange(n))
+        originals = batch["image"]
+        masks = np.stack(draw_masks(task, [originals.shape[1:3]] * n, e.seed))
+        fills = np.stack(fill_images(task, state, list(originals), list(masks),
+                                     originals.shape[1:], min(n, 64), self.log))
+        per_image = {"l1": image_quality.l1(fills, originals),
+                     "psnr": image_quality.psnr(fills, originals),
+                     "ssim": image_quality.ssim(fills, originals),
+                     **{f"hole/{k}": v for k, v in
+                        image_quality.masked_quality(fills, originals, masks).items()}}
+        results = {k: float(np.nanmean(v)) for k, v in per_image.items()}
+        area = masks.mean(axis=(1, 2, 3))
+        for lo, hi in AREA_BINS:
+            inside = (area >= lo) & ((area < hi) if hi < AREA_BINS[-1][1] else (area <= hi))
+            name = f"{round(lo * 100)}-{round(hi * 100)}%"
+            results[f"{name}/count"] = int(inside.sum())
+            if inside.any():
+                results.update({f"{name}/{k}": float(np.nanmean(v[inside]))
+                                for k, v in per_image.items()})
+        real = reference.reference_features(self.test, self.test.name, self.extractor, e.num_real,
+                                            self.log)
+        check_counts(self.metrics, n, len(real), e)
+        results.update(feature_scores(self.metrics, real, self.extractor(fills), e))
+        if self.classifier is not None:
+            predicted = np.argmax(self.classifier(fills)["logits"], axis=-1)
+            results["class_share"] = float(np.mean(predicted == batch["label"]))
+        return {"step": int(parallel.to_host(state.step)), "scores": results,
+                "generator": "ema" if state.ema_params is not None else "raw",
+                "num_samples": n, "num_real": len(real), "sample_seed": e.seed,
+                "data": self.test.name, "extractor": self.extractor.name,
+                "extractor_fingerprint": self.extractor.fingerprint}
+
+
 def make_evaluator(run, source=None, log=print, **overrides):
-    """The evaluator of `run`'s task: `TranslationEvaluator` on data.test_split for image-to-image
-    tasks, else `Evaluator` (on `source` when given)."""
+    """The evaluator of `run`'s task: `InpaintingEvaluator` on its test images for inpainting,
+    `TranslationEvaluator` on data.test_split for other image-to-image tasks, else `Evaluator`
+    (on `source` when given)."""
+    if "fill" in run.task.directions:
+        return InpaintingEvaluator.from_config(run.config, run.data_source("test"), log,
+                                               **overrides)
     if run.task.image_to_image:
         return TranslationEvaluator.from_config(
             run.config, run.data_source(run.config.data.test_split), log, **overrides)

@@ -44,14 +44,17 @@ class Run:
         """The config's data (DataError when unusable). An image-to-image task reads
         `make_pair_source(data.dataset)`'s `split`, the train split at data.load_size (when set;
         the step crops it to data.resolution), A and B swapped for data.direction BtoA; a noise-to-image task reads `make_source(data.name)`
-        (its split is part of the name)."""
+        (its split is part of the name), and inpainting (image-to-image on `pair_data` False)
+        reads it for 'train' and `make_source(inpaint.test_data or data.name)` otherwise."""
         d = self.config.data
-        if self.task.image_to_image:
+        if self.task.image_to_image and self.task.pair_data:
             size = d.load_size or d.resolution if split == "train" else d.resolution
             pairs = make_pair_source(d.dataset, size, d.channels, split=split,
                                      data_dir=d.data_dir or None)
             return pairs if d.direction == "AtoB" else dataclasses.replace(pairs, a=pairs.b, b=pairs.a)
-        return make_source(d.name, d.resolution, d.channels, data_dir=d.data_dir or None,
+        name = d.name if split == "train" or not self.task.image_to_image else (
+            self.config.inpaint.test_data or d.name)  # inpainting's test split
+        return make_source(name, d.resolution, d.channels, data_dir=d.data_dir or None,
                            mixed_channels=d.mixed_channels)
 
     def _init(self) -> GANState:

@@ -236,7 +236,11 @@ GRID_COLUMNS = 8
 
 def _grid_examples(source, num: int) -> tuple[np.ndarray, np.ndarray]:
     """uint8 (A, B) images of the grid: the first `num` pairs of a paired source; the first `num`
-    images of each domain of an unpaired one."""
+    images of each domain of an unpaired one; the first `num` images, twice, of an image source
+    (inpainting)."""
+    if not hasattr(source, "paired"):
+        images_ = source.get(np.arange(min(num, source.num_examples)))["image"]
+        return images_, images_
     if source.paired:
         pairs = source.get(np.arange(min(num, source.num_examples)))
         return pairs["a"], pairs["b"]
@@ -248,18 +252,24 @@ def translation_grid_writer(run: Run, num: int, seed: int):
     """write(state, path) of the image-to-image sample grid, from the first `num` examples of
     data.test_split (GRID_COLUMNS per band); G's randomness from the keys of
     `sample.latent_keys(seed)`. Paired data: bands of three rows, inputs A, outputs G(A), targets
-    B; unpaired data (one row pair per direction): A, G_ab(A), B, G_ba(B). Reads the split now."""
+    B; unpaired data (one row pair per direction): A, G_ab(A), B, G_ba(B); inpainting: masked
+    inputs, fills, originals (masks from the same keys). Reads the split now."""
     a, b = _grid_examples(run.data_source(run.config.data.test_split), num)
     keys = sample.latent_keys(seed, 0, len(a))
     translate = jax.jit(run.task.translate, static_argnames="direction")
-    inputs = {"a2b": images.to_float(a), "b2a": images.to_float(b)}
+    inputs = {"a2b": images.to_float(a), "b2a": images.to_float(b), "fill": images.to_float(a)}
     columns = min(GRID_COLUMNS, len(a))
+    if "fill" in run.task.directions:  # inpainting: G's inputs, the keys' masks blanked
+        shown = images.to_uint8(jax.jit(run.task.masked_inputs)(inputs["fill"], keys))
 
     def write(state: GANState, path: Path) -> None:
         out = {d: images.to_uint8(translate(state.sampling_params, state.sampling_state,
                                             inputs[d], keys, direction=d))
                for d in run.task.directions}
-        rows = [a, out["a2b"], b] if "b2a" not in out else [a, out["a2b"], b, out["b2a"]]
+        if "fill" in out:
+            rows = [shown, out["fill"], b]
+        else:
+            rows = [a, out["a2b"], b] if "b2a" not in out else [a, out["a2b"], b, out["b2a"]]
         bands = []
         for start in range(0, len(a), columns):
             band = [x[start:start + columns] for x in rows]

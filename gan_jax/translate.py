@@ -1,7 +1,7 @@
 """Image-to-image translation with a trained generator (pix2pix, CycleGAN), and the `translate` command.
 
     python -m gan_jax.translate --workdir=DIR --input=PATH --out=PATH [--direction=a2b|b2a]
-        [--seed=S] [--checkpoint=latest|best|STEP] [--batch=N]
+        [--seed=S] [--checkpoint=latest|best|STEP] [--batch=N] [--mask=box|free|PATH --save_masks]
 
 Input: one image file (output: one PNG), a folder (output: a folder of PNGs, each named after its
 input's relative path) or an `.npz` with `images` uint8 (N, H, W, C) (output: an `.npz` with
@@ -9,6 +9,15 @@ input's relative path) or an `.npz` with `images` uint8 (N, H, W, C) (output: an
 image whose size the generator takes (its own shape check, run abstractly) is translated at that
 size; any other is resized (bicubic, both sides, aspect not kept) to the training resolution,
 translated, and resized back to its own size. The choice is printed once per distinct size.
+
+Inpainting workdirs (direction 'fill') take `--mask`: box | free (drawn from image i's key at
+its own size, the task's `masks` stream and area range), "" (the run's inpaint.mask_kinds), or a
+PATH: an .npz with `masks` (N, H, W) or (N, H, W, 1) of 0/1 (1 = missing), or a folder of mask
+images matched to the inputs by relative path (any image suffix; 0 known, 255 missing). A mask of
+another size than its image, or all 0, all 1 or not binary, stops the command with one line before
+anything is written. Outputs keep every known pixel of the input bit for bit (composited at the
+image's own size, also when the network ran at the training size); `--save_masks` writes the
+masks used (PNG: NAME_mask.png beside each output, 0/255; .npz: key `masks`, 0/1).
 
 Image i (in sorted order for a folder, array order for an .npz) is translated with the key
 fold_in(key(seed), i), as a batch of its own (the reference's test.py runs batch_size 1, so
@@ -32,7 +41,7 @@ from gan_jax import images as image_lib
 from gan_jax import parallel
 from gan_jax.data.sources import IMAGE_SUFFIXES, convert_channels, load_image, quantize
 
-DIRECTIONS = ("a2b", "b2a")
+DIRECTIONS = ("a2b", "b2a", "fill")
 
 
 def image_keys(seed: int, indices: np.ndarray) -> jax.Array:
@@ -122,6 +131,114 @@ def translate_images(task, state, inputs: list[np.ndarray], image_shape: tuple[i
     return outputs
 
 
+@functools.partial(jax.jit, static_argnames=("task",))
+def _fill(task, params, g_state, batch: jax.Array, masks_: jax.Array):
+    """uint8 (B, H, W, C) and 0/1 masks (B, H, W, 1) -> float [-1, 1] fills, image by image (a
+    compiled loop over batches of one, as `_translate`)."""
+    one = lambda xm: task.fill(params, g_state, xm[0][None], xm[1][None])[0]
+    return jax.lax.map(one, (image_lib.to_float(batch), masks_.astype(jnp.float32)))
+
+
+def draw_masks(task, shapes: list[tuple[int, int]], seed: int, kind: str = "") -> list[np.ndarray]:
+    """uint8 0/1 (H_i, W_i, 1) masks, mask i drawn at shapes[i] from `image_keys(seed, [i])`'s
+    MASK stream (the task's `masks`), of `kind` (box | free; "": the task's mask kinds)."""
+    import dataclasses
+
+    if kind:
+        task = dataclasses.replace(task, mask_kinds=(kind,))
+    out: list[np.ndarray | None] = [None] * len(shapes)
+    for shape in dict.fromkeys(shapes):
+        indices = [i for i, s in enumerate(shapes) if s == shape]
+        drawn = np.asarray(jax.jit(lambda keys: task.masks(keys, shape))(
+            image_keys(seed, indices))).astype(np.uint8)
+        for i, m in zip(indices, drawn):
+            out[i] = m
+    return out
+
+
+def read_masks(path: str, names: list[str], count: int) -> list[np.ndarray]:
+    """uint8 0/1 (H, W, 1) masks from an .npz (`masks`, (N, H, W) or (N, H, W, 1), 0/1) or a
+    folder of mask images (0/255) named as the inputs (`names`: their relative paths; none for
+    an .npz input: 0.png, 1.png, ...); ValueError (one line) otherwise."""
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"--mask {path} does not exist (use box, free or a path)")
+    if p.is_dir():
+        by_stem = {f.relative_to(p).with_suffix("").as_posix(): f for f in sorted(p.rglob("*"))
+                   if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()}
+        stems = [Path(n).with_suffix("").as_posix() for n in names] or [str(i) for i in range(count)]
+        missing = [s for s in stems if s not in by_stem]
+        if missing:
+            raise ValueError(f"--mask {path} has no mask image for {missing[0]} (masks are matched "
+                             f"to the inputs by relative path, any image suffix)")
+        out = []
+        for stem in stems:
+            m = _load(by_stem[stem])[..., :1]
+            if not np.isin(m, (0, 255)).all():
+                raise ValueError(f"mask {by_stem[stem]} is not binary: mask images must hold 0 "
+                                 f"(known) and 255 (missing) only")
+            out.append((m // 255).astype(np.uint8))
+        return out
+    try:
+        with np.load(p, allow_pickle=False) as data:
+            if "masks" not in data:
+                raise ValueError(f"--mask {path} has no array 'masks'")
+            masks_ = data["masks"]
+    except (OSError, EOFError) as e:
+        raise ValueError(f"cannot read --mask {path} as .npz: {e}") from None
+    if masks_.ndim == 3:
+        masks_ = masks_[..., None]
+    if masks_.ndim != 4 or masks_.shape[-1] != 1 or len(masks_) != count:
+        raise ValueError(f"--mask {path}: 'masks' must be (N, H, W) or (N, H, W, 1) with N = "
+                         f"{count} inputs, got shape {masks_.shape}")
+    if not np.isin(masks_, (0, 1)).all():
+        raise ValueError(f"--mask {path}: masks must be binary (0 = known, 1 = missing), got "
+                         f"values {np.unique(masks_)[:6].tolist()}")
+    return list(masks_.astype(np.uint8))
+
+
+def check_masks(masks_: list[np.ndarray], inputs: list[np.ndarray]) -> None:
+    """ValueError (one line) for a mask of another size than its image, or all 0 or all 1."""
+    for i, (m, x) in enumerate(zip(masks_, inputs)):
+        if m.shape[:2] != x.shape[:2]:
+            raise ValueError(f"mask {i} is {m.shape[0]}x{m.shape[1]} but its image is "
+                             f"{x.shape[0]}x{x.shape[1]}")
+        if not m.any():
+            raise ValueError(f"mask {i} is all 0: it marks no pixel missing, nothing to fill")
+        if m.all():
+            raise ValueError(f"mask {i} is all 1: every pixel is missing, nothing to fill from")
+
+
+def fill_images(task, state, inputs: list[np.ndarray], masks_: list[np.ndarray],
+                image_shape: tuple[int, int, int], batch: int = 16, log=print) -> list[np.ndarray]:
+    """uint8 fills of uint8 images (H_i, W_i, C) where masks_[i] (uint8 0/1 (H_i, W_i, 1)) is 1;
+    images of a size G does not take are filled at the training size (image bicubic, mask
+    nearest) and composited back at their own, so known pixels stay bit for bit."""
+    params = parallel.to_host(state.sampling_params)
+    g_state = parallel.to_host(state.sampling_state)
+    channels = image_shape[2]
+    inputs = [convert_channels(x, channels) for x in inputs]
+    outputs: list[np.ndarray | None] = [None] * len(inputs)
+    by_size: dict[tuple[int, int], list[int]] = {}
+    for i, x in enumerate(inputs):
+        by_size.setdefault(x.shape[:2], []).append(i)
+    for (h, w), indices in by_size.items():
+        own = takes_size(task, params, g_state, (h, w, channels), "fill")
+        net_h, net_w = (h, w) if own else image_shape[:2]
+        log(f"{len(indices)} image(s) of {h}x{w}: " + ("filled at their own size" if own else
+            f"resized to {net_h}x{net_w}, filled and resized back"))
+        for start in range(0, len(indices), batch):
+            chunk = indices[start:start + batch]
+            padded = chunk + chunk[-1:] * (batch - len(chunk))
+            x = np.stack([resize(inputs[i], net_h, net_w) for i in padded])
+            m = np.stack([np.asarray(Image.fromarray(masks_[i][..., 0]).resize(
+                (net_w, net_h), Image.Resampling.NEAREST))[..., None] for i in padded])
+            y = image_lib.to_uint8(_fill(task, params, g_state, x, m))
+            for i, out in zip(chunk, y):
+                outputs[i] = np.where(masks_[i] > 0, resize(out, h, w), inputs[i])
+    return outputs
+
+
 # ---------------------------------------------------------------------------------------------
 # The command: reading the input, writing the output.
 
@@ -205,13 +322,15 @@ def require_image_to_image(run) -> None:
                          f"not from images; use python -m gan_jax.sample")
 
 
-def translate_path(workdir: str, input_path: str, out: str, direction: str = "a2b", seed: int = 0,
-                   checkpoint: str = "latest", batch: int = 16, log=print) -> Path:
+def translate_path(workdir: str, input_path: str, out: str, direction: str = "", seed: int = 0,
+                   checkpoint: str = "latest", batch: int = 16, log=print, mask: str = "",
+                   save_masks: bool = False) -> Path:
     """Translate `input_path` with a checkpoint of `workdir` (see `sample.restore_workdir`) and
-    write the result to `out`; every check runs before anything is written."""
+    write the result to `out`; direction "": the model's first; `mask` and `save_masks`:
+    inpainting only (module docstring). Every check runs before anything is written."""
     from gan_jax.sample import restore_workdir, write_samples
 
-    if direction not in DIRECTIONS:
+    if direction and direction not in DIRECTIONS:
         raise ValueError(f"--direction must be one of {', '.join(DIRECTIONS)}, got {direction!r}")
     if batch < 1:
         raise ValueError(f"--batch must be >= 1, got {batch}")
@@ -219,14 +338,32 @@ def translate_path(workdir: str, input_path: str, out: str, direction: str = "a2
     paths = output_paths(kind, names, out)
     run, state = restore_workdir(workdir, checkpoint)
     require_image_to_image(run)
+    direction = direction or run.task.directions[0]
     check_direction(run.task, direction)
-    outputs = translate_images(run.task, state, inputs, run.image_shape, seed, direction, batch,
-                               log, progress=kind != "file")
-    if kind == "npz":
+    filling = direction == "fill"
+    if (mask or save_masks) and not filling:
+        raise ValueError(f"--mask and --save_masks are for inpainting workdirs; this one's model "
+                         f"({run.config.model.name}) translates {direction}")
+    masks_ = None
+    if filling:
+        masks_ = (draw_masks(run.task, [x.shape[:2] for x in inputs], seed, mask)
+                  if mask in ("", "box", "free") else read_masks(mask, names, len(inputs)))
+        check_masks(masks_, inputs)
+        outputs = fill_images(run.task, state, inputs, masks_, run.image_shape, batch, log)
+    else:
+        outputs = translate_images(run.task, state, inputs, run.image_shape, seed, direction,
+                                   batch, log, progress=kind != "file")
+    if kind == "npz" and save_masks:
+        paths[0].parent.mkdir(parents=True, exist_ok=True)
+        with open(paths[0], "wb") as f:
+            np.savez(f, images=np.stack(outputs), masks=np.stack(masks_))
+    elif kind == "npz":
         write_samples(paths[0], np.stack(outputs))
     else:
-        for path, image in zip(paths, outputs):
+        for i, (path, image) in enumerate(zip(paths, outputs)):
             write_png(path, image)
+            if save_masks:
+                write_png(path.with_name(path.stem + "_mask.png"), masks_[i] * 255)
     return Path(out)
 
 
@@ -241,7 +378,11 @@ def main(argv=None) -> None:
                                        "'images' uint8 (N, H, W, C).", required=True)
     flags.DEFINE_string("out", None, "Output: a .png (image input), a folder (folder input) or an "
                                      ".npz (.npz input).", required=True)
-    flags.DEFINE_string("direction", "a2b", "a2b | b2a (CycleGAN only).")
+    flags.DEFINE_string("direction", "", "a2b | b2a (CycleGAN only) | fill (inpainting); "
+                                         "default: the model's first.")
+    flags.DEFINE_string("mask", "", "Inpainting: box | free (drawn from --seed) | an .npz with "
+                                    "'masks' | a folder of mask images; default: the run's kinds.")
+    flags.DEFINE_boolean("save_masks", False, "Inpainting: also write the masks used.")
     flags.DEFINE_integer("seed", 0, "Seed of the per-image keys (dropout at the paper's test "
                                     "time): the same seed gives the same bytes.",
                          lower_bound=0, upper_bound=2**32 - 1)
@@ -254,7 +395,7 @@ def main(argv=None) -> None:
         f = flags.FLAGS
         try:
             path = translate_path(f.workdir, f.input, f.out, f.direction, f.seed, f.checkpoint,
-                                  f.batch)
+                                  f.batch, mask=f.mask, save_masks=f.save_masks)
         except (FileNotFoundError, ValueError) as e:
             cli.fail(str(e))
         print(f"wrote translations to {path}")

@@ -210,7 +210,7 @@ def dcgan_workdir(tmp_path_factory, tiny_config_file):
 @pytest.mark.parametrize("args, message", [
     (["--input={t}/missing.png", "--out={t}/o.png"], "error: --input {t}/missing.png does not exist"),
     (["--input={t}/x.png", "--out={t}/o.png", "--direction=up"],
-     "error: --direction must be one of a2b, b2a, got 'up'"),
+     "error: --direction must be one of a2b, b2a, fill, got 'up'"),
     (["--input={t}/empty", "--out={t}/o"], "error: --input {t}/empty holds no image files"),
     (["--input={t}/x.png", "--out={t}/o.png"],
      "error: this workdir's model (dcgan) makes images from noise, not from images; use "

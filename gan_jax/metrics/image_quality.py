@@ -70,14 +70,18 @@ def _filter_valid(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def _ssim_chunk(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    return _ssim_map(x, y).mean(axis=(1, 2, 3))
+
+
+def _ssim_map(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """SSIM of every pixel whose window lies inside the image: (N, H - 10, W - 10, C)."""
     w = gaussian_window()
     ux, uy = _filter_valid(x, w), _filter_valid(y, w)
     vx = _filter_valid(x * x, w) - ux * ux
     vy = _filter_valid(y * y, w) - uy * uy
     vxy = _filter_valid(x * y, w) - ux * uy
     c1, c2 = (K1 * DATA_RANGE) ** 2, (K2 * DATA_RANGE) ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.mean(axis=(1, 2, 3))
+    return ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
 
 
 def ssim(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -90,6 +94,28 @@ def ssim(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
         _ssim_chunk(images[i:i + _CHUNK].astype(np.float64),
                     targets[i:i + _CHUNK].astype(np.float64))
         for i in range(0, len(images), _CHUNK)] or [np.zeros(0)])
+
+
+def masked_quality(images: np.ndarray, targets: np.ndarray, masks: np.ndarray
+                   ) -> dict[str, np.ndarray]:
+    """Per-image {'l1', 'psnr', 'ssim'} (N,) over the pixels where masks (N, H, W, 1) is 1 (the
+    hole of an inpainted image): L1 and PSNR over the hole's pixels and channels, SSIM the mean
+    of the SSIM map over the hole's pixels whose window lies inside the image (NaN if none)."""
+    images, targets = _check(images, targets)
+    x, y = images.astype(np.float64), targets.astype(np.float64)
+    weight = np.broadcast_to(masks.astype(np.float64), x.shape)
+    count = weight.sum(axis=(1, 2, 3))
+    l1_ = (np.abs(x - y) * weight).sum(axis=(1, 2, 3)) / count / DATA_RANGE
+    mse = ((x - y) ** 2 * weight).sum(axis=(1, 2, 3)) / count
+    with np.errstate(divide="ignore"):
+        psnr_ = 10.0 * np.log10(DATA_RANGE ** 2 / mse)
+    if min(images.shape[1:3]) < 2 * RADIUS + 1:
+        raise ValueError(f"SSIM's 11x11 window needs images of at least 11x11 px, got "
+                         f"{images.shape[1]}x{images.shape[2]}")
+    inner = weight[:, RADIUS:-RADIUS, RADIUS:-RADIUS]
+    with np.errstate(invalid="ignore"):
+        ssim_ = (_ssim_map(x, y) * inner).sum(axis=(1, 2, 3)) / inner.sum(axis=(1, 2, 3))
+    return {"l1": l1_, "psnr": psnr_, "ssim": ssim_}
 
 
 def image_quality(images: np.ndarray, targets: np.ndarray) -> dict[str, float]:

@@ -8,8 +8,9 @@ from typing import Callable
 import flax.linen as nn
 import ml_collections
 
+from gan_jax.masks import check_kinds
 from gan_jax.models.dcgan import DCGANDiscriminator, DCGANGenerator, dcgan_stages
-from gan_jax.models import pix2pix, progressive, stylegan2
+from gan_jax.models import inpainting, pix2pix, progressive, stylegan2
 from gan_jax.models.mlp import MLPDiscriminator, MLPGenerator
 from gan_jax.models.resnet import INITS, ResNetDiscriminator, ResNetGenerator, generator_base
 
@@ -172,16 +173,49 @@ def _check_pix2pix(config: ml_collections.ConfigDict) -> None:
                          f"set it to 0, got {t.g_batch_size}")
 
 
+def _inpainting(config: ml_collections.ConfigDict) -> Pair:
+    """DeepFill v2's G (two-stage or the coarse encoder-decoder) and SN-PatchGAN D."""
+    m, d = config.model, config.data
+    generator = inpainting.GENERATORS[m.generator](m.ngf, d.channels,
+                                                   tuple(config.inpaint.dilations))
+    return generator, inpainting.SNPatchDiscriminator(m.ndf, m.n_layers)
+
+
+def _check_inpainting(config: ml_collections.ConfigDict) -> None:
+    """ValueError starting with the offending key for a config inpainting cannot run."""
+    m, c, resolution = config.model, config.inpaint, config.data.resolution
+    _unconditional(config)
+    if m.generator not in inpainting.GENERATORS:
+        raise ValueError(f"config.model.generator: inpainting uses "
+                         f"{' or '.join(inpainting.GENERATORS)}, got {m.generator!r}")
+    if resolution % 4:
+        raise ValueError(f"config.data.resolution: DeepFill's generator downsamples twice; use a "
+                         f"multiple of 4, got {resolution}")
+    if m.ngf < 2 or m.ndf < 1 or m.n_layers < 1:
+        raise ValueError(f"config.model.ngf, ndf, n_layers: must be >= 2, >= 1, >= 1, got "
+                         f"{m.ngf}, {m.ndf}, {m.n_layers}")
+    try:
+        check_kinds(tuple(c.mask_kinds))
+    except ValueError as e:
+        raise ValueError(f"config.inpaint.mask_kinds: {e}") from None
+    lo, hi = c.area_range
+    if not 0 <= lo < hi <= 1:
+        raise ValueError(f"config.inpaint.area_range: needs 0 <= low < high <= 1, got {lo}, {hi}")
+    if min(c.gan_weight, c.hole_weight, c.valid_weight) < 0 or min(c.dilations, default=1) < 1:
+        raise ValueError("config.inpaint.gan_weight, hole_weight, valid_weight, dilations: "
+                         "weights must be >= 0 and dilation rates >= 1")
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
     "dcgan": _dcgan, "mlp": _mlp, "resnet": _resnet,
     "stylegan2": stylegan2.build_models, "progressive": progressive.build_models,
-    "cyclegan": _cyclegan, "pix2pix": _pix2pix}
+    "cyclegan": _cyclegan, "pix2pix": _pix2pix, "inpainting": _inpainting}
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
 # starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {
     "dcgan": _check_dcgan, "mlp": _unconditional, "resnet": _check_resnet,
     "stylegan2": stylegan2.check_config, "progressive": progressive.check_config,
-    "cyclegan": _check_cyclegan, "pix2pix": _check_pix2pix}
+    "cyclegan": _check_cyclegan, "pix2pix": _check_pix2pix, "inpainting": _check_inpainting}
 
 
 def build_models(config: ml_collections.ConfigDict) -> Pair:

@@ -125,6 +125,7 @@ class CycleGANTask:
 
     image_to_image = True
     directions = ("a2b", "b2a")
+    pair_data = True  # reads a pair source ({'a', 'b'})
     separate_r1 = False
     ema_collections = "average"
     d_step_writes = ("task_state",)  # the pools; the networks have no collections

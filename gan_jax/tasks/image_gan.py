@@ -98,6 +98,7 @@ class ImageGANTask:
 
     image_to_image = False  # noise-to-image; image-to-image tasks also have `translate`
     directions = ()  # translation directions of image-to-image tasks ("a2b", "b2a")
+    pair_data = False  # image-to-image tasks: True when they read pairs, not images
 
     @property
     def d_step_writes(self) -> tuple[str, ...]:

@@ -67,6 +67,7 @@ class Pix2PixTask:
 
     image_to_image = True
     directions = ("a2b",)
+    pair_data = True  # reads a pair source ({'a', 'b'})
     num_classes = 0
     separate_r1 = False
     ema_collections = "average"

@@ -1,0 +1,192 @@
+"""Inpainting networks of DeepFill v2 (Yu et al. 2019, "Free-Form Image Inpainting with Gated
+Convolution"), layer by layer as JiahuiYu/generative_inpainting `inpaint_model.py`
+(`build_inpaint_net`, `build_sn_patch_gan_discriminator`) and `inpaint_ops.py` (`gen_conv`,
+`gen_deconv`, `dis_conv`).
+
+* Gated convolution (`gen_conv`): one conv with 2F outputs split into features f and gates g;
+  out = act(f) * sigmoid(g), act ELU. The reference's `gen_conv(x, cnum)` returns cnum / 2
+  channels; `GatedConv(F)` returns F (mmagic's `SimpleGatedConvModule` convention), so the
+  reference's cnum = 48 is width 24 here (mmagic's channel_factor 0.75 of 32). 'SAME' zero padding
+  (inpaint.yml padding: 'SAME'); upsampling (`gen_deconv`) is nearest x2 then a 3x3 gated conv;
+  the output layer is a plain 3x3 conv, then tanh.
+* G input: concat(x * (1 - m), ones, m) (`build_inpaint_net`), 1 = missing.
+* Coarse network (stage 1): gated convs 5x5 w, 3x3/2 2w, 2w, 3x3/2 4w, 4w, 4w, dilated 4w at
+  rates 2, 4, 8, 16, 4w, 4w, up 2w, 2w, up w, w/2, out. `GatedEncoderDecoder` is this network
+  alone (model.generator='encoder_decoder', for small images: the dilation rates are the
+  `dilations` field).
+* Refinement (stage 2) on the composited coarse result x1 * m + x * (1 - m) (3 channels): a
+  dilated branch (5x5 w, 3x3/2 w, 2w, 3x3/2 2w, 4w, 4w, dilated 4w x4) and an attention branch
+  (5x5 w, 3x3/2 w, 2w, 3x3/2 4w, 4w, 4w with ReLU features, contextual attention, 4w, 4w),
+  concatenated, then the coarse network's decoder. Deviation, named: the contextual attention step (`contextual_attention`) is
+  left out; the attention branch's convs run without it.
+* SN-PatchGAN D (`dis_conv`, `build_sn_patch_gan_discriminator`): `n_layers` (reference 6) 5x5
+  stride-2 'SAME' convs, widths ndf * min(2^i, 4) (64, 128, 256, 256, 256, 256), spectral norm
+  (`models.resnet.spectral_normalize`, 'spectral' collection), LeakyReLU 0.2 after every conv
+  (the last too); its output, flattened per image, is the patch logits (B, h * w * C).
+Weights: Glorot uniform, biases 0 (tf.layers.conv2d's defaults).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from gan_jax.models.layers import conv, upsample
+from gan_jax.models.resnet import spectral_normalize
+
+Array = jax.Array
+KERNEL_INIT = nn.initializers.xavier_uniform()  # tf.layers.conv2d's glorot_uniform
+
+
+def same_padding(size: int, kernel: int, stride: int, rate: int = 1) -> tuple[int, int]:
+    """TensorFlow 'SAME' (lo, hi) zero padding of one axis: the output has ceil(size / stride)."""
+    extent = (kernel - 1) * rate + 1
+    total = max((-(-size // stride) - 1) * stride + extent - size, 0)
+    return total // 2, total - total // 2
+
+
+def _conv2d(x: Array, kernel: Array, stride: int, rate: int) -> Array:
+    """'SAME' conv, NHWC/HWIO: `layers.conv` (fast CPU gradients) undilated, XLA's otherwise."""
+    k = kernel.shape[0]
+    pads = tuple(same_padding(n, k, stride, rate) for n in x.shape[1:3])
+    if rate == 1:
+        return conv(x, kernel, (stride, stride), pads)
+    return jax.lax.conv_general_dilated(x, kernel, (stride, stride), pads, rhs_dilation=(rate, rate),
+                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+class GatedConv(nn.Module):
+    """DeepFill v2's gated conv: act(conv_f(x)) * sigmoid(conv_g(x)), `features` channels out; one
+    kernel (k, k, C, 2 * features) whose first half of outputs are f, the second g."""
+
+    features: int
+    kernel_size: int = 3
+    stride: int = 1
+    rate: int = 1
+    activation: Callable[[Array], Array] = nn.elu
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        k = self.kernel_size
+        kernel = self.param("kernel", KERNEL_INIT, (k, k, x.shape[-1], 2 * self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (2 * self.features,))
+        f, g = jnp.split(_conv2d(x, kernel, self.stride, self.rate) + bias, 2, axis=-1)
+        return self.activation(f) * jax.nn.sigmoid(g)
+
+
+class OutputConv(nn.Module):
+    """The last layer (`gen_conv(x, 3, activation=None)` then tanh): a plain 3x3 conv."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        kernel = self.param("kernel", KERNEL_INIT, (3, 3, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return jnp.tanh(_conv2d(x, kernel, 1, 1) + bias)
+
+
+class Decoder(nn.Module):
+    """4w, 4w, up 2w, 2w, up w, w/2, out (conv11-17 / allconv11-17)."""
+
+    width: int
+    out_channels: int
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        w = self.width
+        x = GatedConv(4 * w)(GatedConv(4 * w)(x))
+        x = GatedConv(2 * w)(GatedConv(2 * w)(upsample(x, 2)))
+        x = GatedConv(w // 2)(GatedConv(w)(upsample(x, 2)))
+        return OutputConv(self.out_channels)(x)
+
+
+class Encoder(nn.Module):
+    """Six gated convs (5x5, then 3x3; strides 1, 2, 1, 2, 1, 1) of `widths`, then dilated 3x3
+    convs at `dilations`; the last plain conv's features use `last_activation`."""
+
+    widths: tuple[int, ...]
+    dilations: tuple[int, ...] = ()
+    last_activation: Callable[[Array], Array] = nn.elu
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        for i, (width, stride) in enumerate(zip(self.widths, (1, 2, 1, 2, 1, 1))):
+            act = self.last_activation if i == len(self.widths) - 1 else nn.elu
+            x = GatedConv(width, 5 if i == 0 else 3, stride, activation=act)(x)
+        for rate in self.dilations:
+            x = GatedConv(self.widths[-1], rate=rate)(x)
+        return x
+
+
+def generator_input(x: Array, mask: Array) -> Array:
+    """concat(x * (1 - m), ones, m): the reference's G input, m (B, H, W, 1) with 1 = missing."""
+    return jnp.concatenate([x * (1.0 - mask), jnp.ones_like(mask), mask], axis=-1)
+
+
+class GatedEncoderDecoder(nn.Module):
+    """DeepFill v2's coarse network alone: (x, mask) -> (G(x),), in [-1, 1]."""
+
+    width: int = 24
+    out_channels: int = 3
+    dilations: tuple[int, ...] = (2, 4, 8, 16)
+
+    @nn.compact
+    def __call__(self, x: Array, mask: Array) -> tuple[Array, ...]:
+        w = self.width
+        h = Encoder((w, 2 * w, 2 * w, 4 * w, 4 * w, 4 * w), self.dilations)(
+            generator_input(x, mask))
+        return (Decoder(w, self.out_channels)(h),)
+
+
+class TwoStageGenerator(nn.Module):
+    """DeepFill v2's coarse-to-fine G: (x, mask) -> (coarse, refined), both in [-1, 1]; the
+    refinement sees the coarse result composited into x (see the module docstring)."""
+
+    width: int = 24
+    out_channels: int = 3
+    dilations: tuple[int, ...] = (2, 4, 8, 16)
+
+    @nn.compact
+    def __call__(self, x: Array, mask: Array) -> tuple[Array, ...]:
+        w = self.width
+        (coarse,) = GatedEncoderDecoder(w, self.out_channels, self.dilations)(x, mask)
+        xnow = coarse * mask + x * (1.0 - mask)
+        hallucinated = Encoder((w, w, 2 * w, 2 * w, 4 * w, 4 * w), self.dilations)(xnow)
+        attended = Encoder((w, w, 2 * w, 4 * w, 4 * w, 4 * w), last_activation=nn.relu)(xnow)
+        attended = GatedConv(4 * w)(GatedConv(4 * w)(attended))  # contextual attention left out
+        refined = Decoder(w, self.out_channels)(jnp.concatenate([hallucinated, attended], -1))
+        return coarse, refined
+
+
+class SNConv(nn.Module):
+    """5x5 stride-2 'SAME' conv with spectral norm and bias (`dis_conv` without its LeakyReLU)."""
+
+    features: int
+
+    @nn.compact
+    def __call__(self, x: Array, update_stats: bool) -> Array:
+        kernel = self.param("kernel", KERNEL_INIT, (5, 5, x.shape[-1], self.features))
+        kernel = spectral_normalize(self, kernel, update_stats)
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        return _conv2d(x, kernel, 2, 1) + bias
+
+
+class SNPatchDiscriminator(nn.Module):
+    """SN-PatchGAN on concat(image, mask): (B, H, W, C + 1) -> patch logits (B, h * w * C').
+    `train` updates the spectral-norm vectors ('spectral' collection)."""
+
+    ndf: int = 64
+    n_layers: int = 6
+
+    @nn.compact
+    def __call__(self, x: Array, train: bool) -> Array:
+        for i in range(self.n_layers):
+            x = nn.leaky_relu(SNConv(self.ndf * min(2 ** i, 4))(x, train), 0.2)
+        return x.reshape(x.shape[0], -1)
+
+
+GENERATORS = {"two_stage": TwoStageGenerator, "encoder_decoder": GatedEncoderDecoder}
