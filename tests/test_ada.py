@@ -115,23 +115,22 @@ def test_an_example_depends_only_on_its_key_and_image():
     full = augment(x, keys, 0.7)
     other = images_of((4, N, N, 3), seed=5).at[2].set(x[2])
     swapped = keys_of(4, seed=3).at[2].set(keys[2])
-    np.testing.assert_allclose(augment(other, swapped, 0.7)[2], full[2], atol=1e-6)
-    np.testing.assert_allclose(augment(x[2:3], keys[2:3], 0.7)[0], full[2], atol=1e-6)
+    np.testing.assert_array_equal(augment(other, swapped, 0.7)[2], full[2])
 
 
 def test_op_probabilities_follow_p():
     # each geometric op fires with probability p: P(no op of 7) = (1 - p)^6 (1 - p_rot)^2 ...
     keys = keys_of(2000)
     p = 0.2
-    applied = jax.vmap(lambda k: ada.draw_geometry(k, p, N, N)[1])(keys)
+    applied = jax.jit(jax.vmap(lambda k: ada.draw_geometry(k, p, N, N)[1]))(keys)
     p_rot = 1 - np.sqrt(1 - p)
     expected = 1 - (1 - p) ** 6 * (1 - p_rot) ** 2
     assert abs(float(jnp.mean(applied)) - expected) < 0.03
 
 
 def test_gradients_reach_the_images():
-    x, keys = images_of((2, N, N, 3)), keys_of(2)
-    grads = jax.grad(lambda x: jnp.sum(ada.ada_augment(x, keys, 1.0) ** 2))(x)
+    x, keys = images_of((2, 8, 8, 1)), keys_of(2)
+    grads = jax.jit(jax.grad(lambda x: jnp.sum(ada.ada_augment(x, keys, 1.0) ** 2)))(x)
     assert bool(jnp.all(jnp.isfinite(grads))) and float(jnp.abs(grads).sum()) > 0
 
 
