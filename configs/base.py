@@ -91,6 +91,13 @@ def get_config() -> ml_collections.ConfigDict:
         # DiffAugment ops applied to every image D sees (reals and fakes, own random streams):
         # comma-separated subset of color, translation, cutout; "" disables
         policy="",
+        # "diffaugment" (the policy above), "ada" (stylegan2-ada's bgc pipeline with p adjusted
+        # towards ada_target) or "fixed" (bgc at the constant p); gan_jax/ada.py
+        kind="diffaugment",
+        p=0.0,                   # ada: the initial p (the reference's 0); fixed: p throughout
+        ada_target=0.6,          # r_t = E[sign(D(real))] that p is adjusted towards
+        ada_interval=4,          # D updates between adjustments
+        ada_kimg=500.0,          # thousands of real images for p to move by 1
     ))
 
     config.optim = ml_collections.ConfigDict()

@@ -23,6 +23,7 @@ DIRECTIONS = ("AtoB", "BtoA")  # image-to-image data: as stored, or A and B swap
 _IMAGE_TO_IMAGE_MODEL_KEYS = ("generator", "discriminator", "n_layers", "norm", "ngf", "ndf",
                               "dropout", "paper_test_time")
 R1_MODES = ("separate", "folded")
+AUGMENT_KINDS = ("diffaugment", "ada", "fixed")
 
 
 class ConfigError(ValueError):
@@ -116,10 +117,22 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
         augment.parse_policy(config.augment.policy)
     except ValueError as e:
         raise ConfigError(f"config.augment.policy: {e}") from None
+    _check_augment(config.augment)
     if (config.loss.gp_weight or config.loss.r1_weight) and config.model.name == "dcgan":
         _require(config.model.d_norm != "batch", "model.d_norm",
                  "gradient penalties (loss.gp_weight, loss.r1_weight) are per example and need a "
                  "discriminator without batch norm; use 'layer' or 'none'")
+
+
+def _check_augment(a: ml_collections.ConfigDict) -> None:
+    _require(a.kind in AUGMENT_KINDS, "augment.kind",
+             f"{a.kind!r} is not one of {', '.join(AUGMENT_KINDS)}")
+    _require(a.kind == "diffaugment" or not a.policy, "augment.policy",
+             f"is DiffAugment's; set it to '' with augment.kind={a.kind!r}")
+    _require(a.p >= 0, "augment.p", "must be >= 0")
+    _require(0 <= a.ada_target <= 1, "augment.ada_target", "must be in [0, 1]")
+    _require(a.ada_interval >= 1, "augment.ada_interval", "must be >= 1")
+    _require(a.ada_kimg > 0, "augment.ada_kimg", "must be > 0")
 
 
 def _check_eval(config: ml_collections.ConfigDict) -> None:
@@ -185,7 +198,10 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
             **{f"model.{k}": cur.get(f"model.{k}") for k in _IMAGE_TO_IMAGE_MODEL_KEYS},  # unused
             "loss.l1_weight": cur.get("loss.l1_weight"),  # unused by the earlier models
             **{f"loss.{k}": cur.get(f"loss.{k}")  # CycleGAN's, unused by the earlier models
-               for k in ("cycle_weight", "identity_weight", "pool_size")}}
+               for k in ("cycle_weight", "identity_weight", "pool_size")},
+            "augment.kind": "diffaugment",
+            **{f"augment.{k}": cur.get(f"augment.{k}")  # ADA's, unused by DiffAugment
+               for k in ("p", "ada_target", "ada_interval", "ada_kimg")}}
 
 
 def math_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -83,7 +83,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
                 keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic + 1),
                                              local_batch)
                 grads, r1_metrics = jax.grad(task.r1_loss, has_aux=True)(
-                    parallel.per_device(d_params), held["d_state"], last_batch, keys, state.step)
+                    parallel.per_device(d_params), held["d_state"], last_batch, keys, state.step,
+                    held["task_state"])
                 grads, r1_metrics = parallel.mean_over_devices((grads, r1_metrics))
                 return apply_d(d_params, d_opt_state, grads), r1_metrics["r1"]
 
