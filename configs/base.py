@@ -80,6 +80,12 @@ def get_config() -> ml_collections.ConfigDict:
         r1_mode="separate",
         clip_value=0.0,          # WGAN weight clipping of D params after each update; 0 disables
         ortho_weight=0.0,        # BigGAN orthogonal regularisation of G's kernels (beta, 1e-4)
+        # StyleGAN2 path length regularisation (stylegan2-ada-pytorch training/loss.py): its own G
+        # update every pl_every steps, weighted by pl_every; 0 disables (NVlabs: 2, cifar 0)
+        pl_weight=0.0,
+        pl_every=4,              # NVlabs' G_reg_interval
+        pl_decay=0.01,           # of the running mean of path lengths
+        pl_batch_shrink=2,       # the penalty uses 1/this of the G batch
         l1_weight=100.0,         # pix2pix: lambda_L1 of |G(A) - B| (junyanz models/pix2pix_model.py)
         # CycleGAN (junyanz options/train_options.py, models/cycle_gan_model.py)
         cycle_weight=10.0,       # lambda_A = lambda_B of the two cycle-consistency L1 terms

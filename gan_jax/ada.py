@@ -3,7 +3,7 @@ Networks with Limited Data"): the `bgc` pipeline of NVlabs stylegan2-ada-pytorch
 `training/augment.py` (AugmentPipe) and the p controller of `training/training_loop.py`.
 
 Images are float NHWC in [-1, 1]; every op is differentiable w.r.t. the images. Each example draws
-its parameters from its own key (fold_in(key, op)), so an augmented example is a pure function of
+its parameters from its own key, so an augmented example is a pure function of
 (key, image, p) whatever the batch split. Each op is applied with probability p * multiplier (all
 multipliers 1 in `bgc`, train.py's augpipe_specs); strengths are AugmentPipe's defaults.
 
@@ -47,9 +47,10 @@ CONTRAST_STD = 0.5      # log2 std
 HUE_MAX = 1.0           # 1 = full circle
 SATURATION_STD = 1.0    # log2 std
 
-# Op indices: fold_in(example_key, op) is each op's own stream.
+# Op indices: row `op` of an example's draws (`_draws`) is that op's.
 (XFLIP, ROTATE90, XINT, SCALE, PRE_ROTATE, ANISO, POST_ROTATE, XFRAC,
  BRIGHTNESS, CONTRAST, LUMAFLIP, HUE, SATURATION) = range(13)
+NUM_OPS = 13
 LUMA_AXIS = jnp.array([1.0, 1.0, 1.0, 0.0]) / math.sqrt(3)  # v of the colour ops
 
 
@@ -130,48 +131,40 @@ def color_transform(image: Array, c: Array) -> Array:
 
 # --- per-example draws ------------------------------------------------------------------------
 
-def _coin_and_uniform(key: Array, op: int, shape=()) -> tuple[Array, Array]:
-    """(u_apply, u_value): the apply coin and the op's own uniforms, both from fold_in(key, op)."""
-    k_apply, k_value = jax.random.split(jax.random.fold_in(key, op))
-    return jax.random.uniform(k_apply), jax.random.uniform(k_value, shape)
-
-
-def _coin_and_normal(key: Array, op: int, shape=()) -> tuple[Array, Array]:
-    k_apply, k_value = jax.random.split(jax.random.fold_in(key, op))
-    return jax.random.uniform(k_apply), jax.random.normal(k_value, shape)
+def _draws(key: Array) -> tuple[Array, Array, Array]:
+    """(coins (13,), uniforms (13, 2), normals (13, 2)): row `op` is that op's apply coin and its
+    values, all from one uniform draw (the normals by the inverse CDF; one threefry call per
+    example compiles several times faster than separate draws)."""
+    u = jax.random.uniform(key, (NUM_OPS, 5))
+    normals = jax.scipy.special.ndtri(jnp.maximum(u[:, 3:], jnp.finfo(u.dtype).tiny))
+    return u[:, 0], u[:, 1:3], normals
 
 
 def draw_geometry(key: Array, p: Array, height: int, width: int) -> tuple[Array, Array]:
     """(g_inv (3, 3), applied bool): the composed inverse transform of the bgc geometric ops, in
     AugmentPipe's order, and whether any op was drawn."""
     g, applied = jnp.eye(3), jnp.zeros((), bool)
+    coins, u, n = _draws(key)
 
     def take(op_applied, matrix):
         nonlocal g, applied
         g = jnp.where(op_applied, g @ matrix, g)
         applied = applied | op_applied
 
-    coin, u = _coin_and_uniform(key, XFLIP)
-    take(coin < p, scale2d(1 - 2 * jnp.floor(u * 2), 1.0))
-    coin, u = _coin_and_uniform(key, ROTATE90)
-    take(coin < p, rotate2d(jnp.pi / 2 * jnp.floor(u * 4)))  # rotate2d_inv(-theta)
-    coin, u = _coin_and_uniform(key, XINT, (2,))
-    t = (u * 2 - 1) * XINT_MAX
-    take(coin < p, translate2d(-jnp.round(t[0] * width), -jnp.round(t[1] * height)))
-    coin, n = _coin_and_normal(key, SCALE)
-    s = jnp.exp2(n * SCALE_STD)
-    take(coin < p, scale2d(1 / s, 1 / s))
+    take(coins[XFLIP] < p, scale2d(1 - 2 * jnp.floor(u[XFLIP, 0] * 2), 1.0))
+    # rotate2d_inv(-theta) = rotate2d(theta)
+    take(coins[ROTATE90] < p, rotate2d(jnp.pi / 2 * jnp.floor(u[ROTATE90, 0] * 4)))
+    t = (u[XINT] * 2 - 1) * XINT_MAX
+    take(coins[XINT] < p, translate2d(-jnp.round(t[0] * width), -jnp.round(t[1] * height)))
+    s = jnp.exp2(n[SCALE, 0] * SCALE_STD)
+    take(coins[SCALE] < p, scale2d(1 / s, 1 / s))
     p_rot = 1 - jnp.sqrt(jnp.clip(1 - p, 0, 1))  # P(pre or post rotation) = p
-    coin, u = _coin_and_uniform(key, PRE_ROTATE)
-    take(coin < p_rot, rotate2d((u * 2 - 1) * jnp.pi * ROTATE_MAX))
-    coin, n = _coin_and_normal(key, ANISO)
-    s = jnp.exp2(n * ANISO_STD)
-    take(coin < p, scale2d(1 / s, s))
-    coin, u = _coin_and_uniform(key, POST_ROTATE)
-    take(coin < p_rot, rotate2d((u * 2 - 1) * jnp.pi * ROTATE_MAX))
-    coin, n = _coin_and_normal(key, XFRAC, (2,))
-    t = n * XFRAC_STD
-    take(coin < p, translate2d(-t[0] * width, -t[1] * height))
+    take(coins[PRE_ROTATE] < p_rot, rotate2d((u[PRE_ROTATE, 0] * 2 - 1) * jnp.pi * ROTATE_MAX))
+    s = jnp.exp2(n[ANISO, 0] * ANISO_STD)
+    take(coins[ANISO] < p, scale2d(1 / s, s))
+    take(coins[POST_ROTATE] < p_rot, rotate2d((u[POST_ROTATE, 0] * 2 - 1) * jnp.pi * ROTATE_MAX))
+    t = n[XFRAC] * XFRAC_STD
+    take(coins[XFRAC] < p, translate2d(-t[0] * width, -t[1] * height))
     return g, applied
 
 
@@ -179,6 +172,7 @@ def draw_color(key: Array, p: Array, channels: int) -> tuple[Array, Array]:
     """(c (4, 4), applied bool): the composed bgc colour matrix (brightness, contrast, luma flip,
     and for RGB hue and saturation, in AugmentPipe's order) and whether any op was drawn."""
     c, applied = jnp.eye(4), jnp.zeros((), bool)
+    coins, u, n = _draws(key)
     vv = jnp.outer(LUMA_AXIS, LUMA_AXIS)
 
     def take(op_applied, matrix):
@@ -186,17 +180,14 @@ def draw_color(key: Array, p: Array, channels: int) -> tuple[Array, Array]:
         c = jnp.where(op_applied, matrix @ c, c)
         applied = applied | op_applied
 
-    coin, n = _coin_and_normal(key, BRIGHTNESS)
-    take(coin < p, translate3d(n * BRIGHTNESS_STD))
-    coin, n = _coin_and_normal(key, CONTRAST)
-    take(coin < p, scale3d(jnp.exp2(n * CONTRAST_STD)))
-    coin, u = _coin_and_uniform(key, LUMAFLIP)
-    take(coin < p, jnp.eye(4) - 2 * vv * jnp.floor(u * 2))  # Householder reflection
+    take(coins[BRIGHTNESS] < p, translate3d(n[BRIGHTNESS, 0] * BRIGHTNESS_STD))
+    take(coins[CONTRAST] < p, scale3d(jnp.exp2(n[CONTRAST, 0] * CONTRAST_STD)))
+    # a Householder reflection about the plane orthogonal to the luma axis
+    take(coins[LUMAFLIP] < p, jnp.eye(4) - 2 * vv * jnp.floor(u[LUMAFLIP, 0] * 2))
     if channels > 1:
-        coin, u = _coin_and_uniform(key, HUE)
-        take(coin < p, rotate3d(LUMA_AXIS, (u * 2 - 1) * jnp.pi * HUE_MAX))
-        coin, n = _coin_and_normal(key, SATURATION)
-        take(coin < p, vv + (jnp.eye(4) - vv) * jnp.exp2(n * SATURATION_STD))
+        take(coins[HUE] < p, rotate3d(LUMA_AXIS, (u[HUE, 0] * 2 - 1) * jnp.pi * HUE_MAX))
+        take(coins[SATURATION] < p,
+             vv + (jnp.eye(4) - vv) * jnp.exp2(n[SATURATION, 0] * SATURATION_STD))
     return c, applied
 
 

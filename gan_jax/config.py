@@ -112,6 +112,12 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     for key in ("gp_weight", "r1_weight", "clip_value", "ortho_weight"):
         _require(config.loss[key] >= 0, f"loss.{key}", "must be >= 0")
     _choice(config, "loss.r1_mode", R1_MODES)
+    _require(config.loss.pl_weight >= 0, "loss.pl_weight", "must be >= 0 (0: no path length)")
+    _require(not config.loss.pl_weight or config.model.name == "stylegan2", "loss.pl_weight",
+             "path length regularisation needs model.name='stylegan2'")
+    _require(config.loss.pl_every >= 1, "loss.pl_every", "must be >= 1")
+    _require(0 <= config.loss.pl_decay <= 1, "loss.pl_decay", "must be in [0, 1]")
+    _require(config.loss.pl_batch_shrink >= 1, "loss.pl_batch_shrink", "must be >= 1")
     _require(config.loss.r1_every >= 1, "loss.r1_every", "must be >= 1 (1: R1 at every step)")
     try:
         augment.parse_policy(config.augment.policy)
@@ -199,7 +205,9 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
             "loss.l1_weight": cur.get("loss.l1_weight"),  # unused by the earlier models
             **{f"loss.{k}": cur.get(f"loss.{k}")  # CycleGAN's, unused by the earlier models
                for k in ("cycle_weight", "identity_weight", "pool_size")},
-            "augment.kind": "diffaugment",
+            "augment.kind": "diffaugment", "loss.pl_weight": 0.0,
+            **{f"loss.{k}": cur.get(f"loss.{k}")  # path length's, unused without it
+               for k in ("pl_every", "pl_decay", "pl_batch_shrink")},
             **{f"augment.{k}": cur.get(f"augment.{k}")  # ADA's, unused by DiffAugment
                for k in ("p", "ada_target", "ada_interval", "ada_kimg")}}
 

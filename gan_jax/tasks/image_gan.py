@@ -101,6 +101,8 @@ class ImageGANTask:
         return bool(self.r1_weight) and self.r1_every > 1 and self.r1_mode == "separate"
 
     image_to_image = False  # noise-to-image; image-to-image tasks also have `translate`
+    g_reg_every = 0  # steps between G regulariser updates (`g_reg_loss`; StyleGAN2's path length)
+    g_reg_writes = ()  # what `g_reg_loss` writes back
     directions = ()  # translation directions of image-to-image tasks ("a2b", "b2a")
 
     @property
