@@ -82,6 +82,12 @@ def get_config() -> ml_collections.ConfigDict:
         r1_mode="separate",
         clip_value=0.0,          # WGAN weight clipping of D params after each update; 0 disables
         ortho_weight=0.0,        # BigGAN orthogonal regularisation of G's kernels (beta, 1e-4)
+        # StyleGAN2 path length regularisation (stylegan2-ada-pytorch training/loss.py): its own G
+        # update every pl_every steps, weighted by pl_every; 0 disables (NVlabs: 2, cifar 0)
+        pl_weight=0.0,
+        pl_every=4,              # NVlabs' G_reg_interval
+        pl_decay=0.01,           # of the running mean of path lengths
+        pl_batch_shrink=2,       # the penalty uses 1/this of the G batch
         l1_weight=100.0,         # pix2pix: lambda_L1 of |G(A) - B| (junyanz models/pix2pix_model.py)
         gan_weight=1.0,          # pix2pix: weight of G's GAN term (0: the L1-only ablation)
         # CycleGAN (junyanz options/train_options.py, models/cycle_gan_model.py)
@@ -106,6 +112,13 @@ def get_config() -> ml_collections.ConfigDict:
         # DiffAugment ops applied to every image D sees (reals and fakes, own random streams):
         # comma-separated subset of color, translation, cutout; "" disables
         policy="",
+        # "diffaugment" (the policy above), "ada" (stylegan2-ada's bgc pipeline with p adjusted
+        # towards ada_target) or "fixed" (bgc at the constant p); gan_jax/ada.py
+        kind="diffaugment",
+        p=0.0,                   # ada: the initial p (the reference's 0); fixed: p throughout
+        ada_target=0.6,          # r_t = E[sign(D(real))] that p is adjusted towards
+        ada_interval=4,          # D updates between adjustments
+        ada_kimg=500.0,          # thousands of real images for p to move by 1
     ))
 
     config.optim = ml_collections.ConfigDict()

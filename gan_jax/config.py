@@ -26,6 +26,7 @@ R1_MODES = ("separate", "folded")
 # the image-to-image models: their eval.best_metric names a direction's score ('a2b/l1'), checked
 # against what their evaluation reports when training starts (evaluate.check_best_metric)
 IMAGE_TO_IMAGE_MODELS = ("pix2pix", "cyclegan")
+AUGMENT_KINDS = ("diffaugment", "ada", "fixed")
 
 
 class ConfigError(ValueError):
@@ -114,15 +115,33 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     for key in ("gp_weight", "r1_weight", "clip_value", "ortho_weight"):
         _require(config.loss[key] >= 0, f"loss.{key}", "must be >= 0")
     _choice(config, "loss.r1_mode", R1_MODES)
+    _require(config.loss.pl_weight >= 0, "loss.pl_weight", "must be >= 0 (0: no path length)")
+    _require(not config.loss.pl_weight or config.model.name == "stylegan2", "loss.pl_weight",
+             "path length regularisation needs model.name='stylegan2'")
+    _require(config.loss.pl_every >= 1, "loss.pl_every", "must be >= 1")
+    _require(0 <= config.loss.pl_decay <= 1, "loss.pl_decay", "must be in [0, 1]")
+    _require(config.loss.pl_batch_shrink >= 1, "loss.pl_batch_shrink", "must be >= 1")
     _require(config.loss.r1_every >= 1, "loss.r1_every", "must be >= 1 (1: R1 at every step)")
     try:
         augment.parse_policy(config.augment.policy)
     except ValueError as e:
         raise ConfigError(f"config.augment.policy: {e}") from None
+    _check_augment(config.augment)
     if (config.loss.gp_weight or config.loss.r1_weight) and config.model.name == "dcgan":
         _require(config.model.d_norm != "batch", "model.d_norm",
                  "gradient penalties (loss.gp_weight, loss.r1_weight) are per example and need a "
                  "discriminator without batch norm; use 'layer' or 'none'")
+
+
+def _check_augment(a: ml_collections.ConfigDict) -> None:
+    _require(a.kind in AUGMENT_KINDS, "augment.kind",
+             f"{a.kind!r} is not one of {', '.join(AUGMENT_KINDS)}")
+    _require(a.kind == "diffaugment" or not a.policy, "augment.policy",
+             f"is DiffAugment's; set it to '' with augment.kind={a.kind!r}")
+    _require(a.p >= 0, "augment.p", "must be >= 0")
+    _require(0 <= a.ada_target <= 1, "augment.ada_target", "must be in [0, 1]")
+    _require(a.ada_interval >= 1, "augment.ada_interval", "must be >= 1")
+    _require(a.ada_kimg > 0, "augment.ada_kimg", "must be > 0")
 
 
 def _check_eval(config: ml_collections.ConfigDict) -> None:
@@ -196,7 +215,12 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
                for k in ("cycle_weight", "identity_weight", "pool_size")},
             **{f"inpaint.{k}": cur.get(f"inpaint.{k}")  # inpainting's, unused by the others
                for k in ("mask_kinds", "area_range", "dilations", "gan_weight", "hole_weight",
-                         "valid_weight", "test_data")}}
+                         "valid_weight", "test_data")},
+            "augment.kind": "diffaugment", "loss.pl_weight": 0.0,
+            **{f"loss.{k}": cur.get(f"loss.{k}")  # path length's, unused without it
+               for k in ("pl_every", "pl_decay", "pl_batch_shrink")},
+            **{f"augment.{k}": cur.get(f"augment.{k}")  # ADA's, unused by DiffAugment
+               for k in ("p", "ada_target", "ada_interval", "ada_kimg")}}
 
 
 def math_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:

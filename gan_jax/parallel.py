@@ -91,6 +91,11 @@ def mean_over_devices(tree: Any) -> Any:
         lambda x: jax.lax.pmean(x, DATA_AXIS) if jnp.issubdtype(x.dtype, jnp.inexact) else x, tree)
 
 
+def sum_over_devices(tree: Any) -> Any:
+    """psum over `data` of every leaf: totals the same (device-invariant) on every device."""
+    return jax.tree.map(lambda x: jax.lax.psum(x, DATA_AXIS), tree)
+
+
 def data_parallel(step: Callable, mesh: Mesh, donate_state: bool = True) -> Callable:
     """jit(shard_map(step)) for step(state, batch) -> (state, metrics); state replicated, batch split."""
     sharded = jax.shard_map(step, mesh=mesh, in_specs=(P(), BATCH_SPEC), out_specs=(P(), P()))

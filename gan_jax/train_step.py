@@ -30,6 +30,9 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
     Each D step writes back what task.d_step_writes names, the G step what task.g_step_writes
     names (`write_back`), so G's collections written by the D steps (d_step_g_collections) carry
     into the G step and the task's state carries from step to step.
+    With task.g_reg_every (StyleGAN2's path length), steps s with (s + 1) % g_reg_every == 0 add
+    a G update on task.g_reg_loss after the main one, with the same optimizer (NVlabs' Greg); it
+    writes what task.g_reg_writes names.
     On steps where task.resets_optimizers(step), both optimizers start from a fresh init.
 
     metrics['params_finite'] is 1 when every updated param is finite. With
@@ -83,7 +86,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
                 keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic + 1),
                                              local_batch)
                 grads, r1_metrics = jax.grad(task.r1_loss, has_aux=True)(
-                    parallel.per_device(d_params), held["d_state"], last_batch, keys, state.step)
+                    parallel.per_device(d_params), held["d_state"], last_batch, keys, state.step,
+                    held["task_state"])
                 grads, r1_metrics = parallel.mean_over_devices((grads, r1_metrics))
                 return apply_d(d_params, d_opt_state, grads), r1_metrics["r1"]
 
@@ -103,6 +107,28 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
         g_state = held["g_state"]
         updates, g_opt_state = g_tx.update(grads, g_opt_state, state.g_params)
         g_params = optax.apply_updates(state.g_params, updates)
+
+        if task.g_reg_every:  # a lazy G regulariser as its own G update (NVlabs' Greg phase)
+            def regularize_g(carry):
+                g_params, g_opt_state, held = carry
+                keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic + 2),
+                                             local_batch * g_batch_size // batch_size)
+                grads, (writes, reg_metrics) = jax.grad(task.g_reg_loss, has_aux=True)(
+                    parallel.per_device(g_params), held["g_state"], keys, state.step,
+                    held["task_state"])
+                grads, reg_metrics = parallel.mean_over_devices((grads, reg_metrics))
+                updates, g_opt_state = g_tx.update(grads, g_opt_state, g_params)
+                held = write_back(held, writes, task.g_reg_writes, "g_reg_loss")
+                return (optax.apply_updates(g_params, updates), g_opt_state, held), reg_metrics
+
+            carry = (g_params, g_opt_state, held)
+            no_metrics = jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype),
+                                      jax.eval_shape(regularize_g, carry)[1])
+            # on steps s with (s + 1) % g_reg_every == 0, as lazy R1
+            (g_params, g_opt_state, held), reg_metrics = jax.lax.cond(
+                (state.step + 1) % task.g_reg_every == 0, regularize_g,
+                lambda carry: (carry, no_metrics), carry)
+            g_metrics = {**g_metrics, **reg_metrics}
 
         ema_params, ema_state = state.ema_params, state.ema_state
         if ema_params is not None:

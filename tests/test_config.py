@@ -51,6 +51,9 @@ def _set(config, key, value):
     ("ema.decay", 1.0, "config.ema.decay: must be in [0, 1)"),
     ("model.d_norm", "batch", "config.model.d_norm: gradient penalties"),  # the default has R1
     ("checkpoint.keep", 0, "config.checkpoint.keep: must be >= 1"),
+    ("augment.kind", "adaptive", "config.augment.kind: 'adaptive' is not one of diffaugment, ada"),
+    ("augment.ada_interval", 0, "config.augment.ada_interval: must be >= 1"),
+    ("loss.pl_weight", 2.0, "config.loss.pl_weight: path length regularisation needs model.name"),
     ("train.seed", -1, "config.train.seed: must be in [0, 2**32), got -1"),
     ("train.seed", 2**32, "config.train.seed: must be in [0, 2**32)"),
     ("eval.seed", -2, "config.eval.seed: must be in [0, 2**32), got -2"),

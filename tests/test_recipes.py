@@ -24,6 +24,10 @@ CPU = "CPU-sized variant of the recipe named in its docstring"
 # NVlabs' lazy regularisation: lr * r/(r+1), beta ** (r/(r+1)); G interval 4, D interval 16.
 G_RATIO, D_RATIO = 4 / 5, 16 / 17
 
+ADA_TRAIN = "NVlabs stylegan2-ada-pytorch train.py"
+ADA_LOOP = "NVlabs stylegan2-ada-pytorch training/training_loop.py"
+ADA_LOSS = "NVlabs stylegan2-ada-pytorch training/loss.py"
+
 RECIPES = [
     # recipe, key, value, source
     ("cifar10_dcgan", "optim.g.learning_rate", 2e-4, DCGAN),
@@ -140,6 +144,16 @@ RECIPES = [
     ("mnist_dcgan", "optim.g.b1", 0.5, DCGAN),
     ("mnist_dcgan", "train.batch_size", 64, "Lucic et al. 2018, Sec. 5 (batch 64)"),
     ("mnist_mlp_lsgan", "loss.name", "lsgan", "Mao et al. 2017"),
+    ("ffhq256_stylegan2_ada", "augment.kind", "ada", ADA_TRAIN),
+    ("ffhq256_stylegan2_ada", "augment.ada_target", 0.6, ADA_TRAIN),
+    ("ffhq256_stylegan2_ada", "augment.ada_interval", 4, ADA_LOOP),
+    ("ffhq256_stylegan2_ada", "augment.ada_kimg", 500.0, ADA_LOOP),
+    ("ffhq256_stylegan2_ada", "loss.pl_weight", 2.0, ADA_LOSS),
+    ("ffhq256_stylegan2_ada", "loss.pl_decay", 0.01, ADA_LOSS),
+    ("ffhq256_stylegan2_ada", "loss.pl_batch_shrink", 2, ADA_LOSS),
+    ("folder64_stylegan2_ada", "train.batch_size", 32, ADA_TRAIN + " (--cfg=auto at 64 px)"),
+    ("folder64_stylegan2_ada", "loss.r1_weight", 0.0256, ADA_TRAIN + " (--cfg=auto at 64 px)"),
+    ("folder64_stylegan2_ada", "stylegan2.channel_base", 16384, ADA_TRAIN + " (--cfg=auto)"),
 ]
 
 

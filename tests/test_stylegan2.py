@@ -4,6 +4,7 @@ import dataclasses
 import functools
 import math
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -594,3 +595,81 @@ def test_nvlabs_weights_give_nvlabs_outputs():
     expected = t_d(x, None)[:, 0].detach().numpy()
     np.testing.assert_allclose(d.apply(d_vars, jnp.asarray(x.numpy()).transpose(0, 2, 3, 1)),
                                expected, rtol=1e-4, atol=1e-5)
+
+
+# --- path length regularisation and ADA (stylegan2-ada-pytorch training/loss.py, augment.py) ---
+
+class LinearStyles(nn.Module):
+    """A generator whose path lengths are known: ws = z on 2 layers, image = sum_l A_l ws_l."""
+
+    num_ws = 2
+    matrices = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3) / 10  # A_l: (4 px, 3)
+
+    def styles(self, z, labels=None, train=True, **kwargs):
+        return jnp.broadcast_to(z[:, None], (z.shape[0], 2, z.shape[1]))
+
+    def synthesize(self, ws, noise_keys=None):
+        return jnp.einsum("bld,lpd->bp", ws, self.matrices).reshape(-1, 2, 2, 1)
+
+
+def test_path_length_penalty_equals_a_hand_computation():
+    from jax.sharding import PartitionSpec as P
+
+    from gan_jax import losses
+    task = sg_task.StyleGAN2Task(LinearStyles(), None, losses.LOSSES["non_saturating"], 3,
+                                 style_mixing_prob=0.0, pl_weight=2.0, pl_every=4)
+    keys = jax.random.split(jax.random.key(0), 8)
+    mesh = parallel.make_mesh(jax.devices()[:1])
+    loss_fn = jax.shard_map(
+        lambda keys: task.g_reg_loss({}, {}, keys, jnp.int32(3), {"pl_mean": jnp.float32(0.5)}),
+        mesh=mesh, in_specs=P(), out_specs=P())
+    loss, (writes, metrics) = jax.jit(loss_fn)(keys)
+    # by hand: the first 8 / pl_batch_shrink examples; y ~ N(0, 1) / sqrt(H W) from each key's
+    # PL_NOISE stream; the gradient w.r.t. layer l's w is A_l^T y
+    lengths = []
+    for k in keys[:4]:
+        y = np.asarray(jax.random.normal(jax.random.fold_in(k, sg_task.PL_NOISE),
+                                         (2, 2, 1))).reshape(4) / 2.0
+        grads = [LinearStyles.matrices[l].T @ y for l in range(2)]
+        lengths.append(np.sqrt(np.mean([np.sum(g ** 2) for g in grads])))
+    lengths = np.array(lengths)
+    pl_mean = 0.5 + 0.01 * (lengths.mean() - 0.5)
+    penalty = np.mean((lengths - pl_mean) ** 2)
+    np.testing.assert_allclose(float(writes["task_state/pl_mean"]), pl_mean, rtol=1e-6)
+    np.testing.assert_allclose(float(metrics["pl"]), penalty, rtol=1e-5)
+    np.testing.assert_allclose(float(loss), 4 * 2.0 * penalty, rtol=1e-5)
+
+
+def _key_data(x):
+    return jax.random.key_data(x) if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key) else x
+
+
+@pytest.mark.slow  # ADA and path length in one tiny StyleGAN2: minutes of compiling on 2 cores
+def test_ada_p_and_pl_mean_are_checkpointed_and_resume_bitwise(tmp_path, one_device):
+    import json
+
+    from gan_jax.train import train_and_evaluate
+
+    config = tiny_config()
+    a = config.augment
+    a.kind, a.p, a.ada_target, a.ada_interval, a.ada_kimg = "ada", 0.5, 0.6, 1, 0.16
+    config.loss.pl_weight, config.loss.pl_every = 2.0, 2
+    config.train.log_every_steps = 1
+    config.checkpoint.every_steps = 2
+    first = train_and_evaluate(config, tmp_path / "first", devices=one_device, progress=False)
+    config.train.num_steps = 2
+    train_and_evaluate(config, tmp_path / "resumed", devices=one_device, progress=False)
+    config.train.num_steps = 4
+    resumed = train_and_evaluate(config, tmp_path / "resumed", devices=one_device, progress=False)
+    for x, y in zip(jax.tree.leaves(jax.tree.map(_key_data, first)),
+                    jax.tree.leaves(jax.tree.map(_key_data, resumed)), strict=True):
+        np.testing.assert_array_equal(x, y)
+    lines = [json.loads(line) for line in (tmp_path / "first" / "metrics.jsonl").open()]
+    ps = [line["ada_p"] for line in lines]
+    # each step moves p by sign(r_t - 0.6) * 16 / 160 = +-0.1, clamped at 0
+    steps = np.diff([0.5] + ps)
+    assert all(np.isclose(abs(s), 0.1, atol=1e-6) or (s < 0 and p == 0)
+               for s, p in zip(steps, ps)), ps
+    assert float(first.task_state["ada"]["p"]) == np.float32(ps[-1])
+    assert [line["pl"] > 0 for line in lines] == [False, True, False, True]  # steps 1, 3
+    assert float(first.task_state["pl_mean"]) > 0

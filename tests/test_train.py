@@ -358,7 +358,8 @@ def test_separate_lazy_r1_is_a_second_adam_update_on_the_r1_term(tiny_config):
 
     d_params, opt = adam(grads, state.d_opt_state, state.d_params)
     grads, _ = jax.jit(jax.grad(task.r1_loss, has_aux=True))(d_params, d_state, sub_batch,
-                                                              _keys(step_key, 2, 16), state.step)
+                                                              _keys(step_key, 2, 16), state.step,
+                                                              state.task_state)
     expected, opt = adam(grads, opt, d_params)
     for x, y in zip(jax.tree.leaves(after.d_params), jax.tree.leaves(expected)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)

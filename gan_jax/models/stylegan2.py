@@ -31,7 +31,7 @@ noise_keys=None means no noise (NVlabs' noise_mode='none').
 
 Training lives in `gan_jax.tasks.stylegan2` (StyleGAN2Task): non-saturating loss; lazy R1 (the
 base task's `r1_every` and `r1_mode`); style mixing with a crossover layer drawn per example
-(NVlabs: one per batch). Path length regularisation is not implemented.
+(NVlabs: one per batch); path length regularisation through `styles` and `synthesize`.
 """
 
 from __future__ import annotations
@@ -239,26 +239,39 @@ class StyleGAN2Generator(nn.Module):
     def num_ws(self) -> int:
         return num_ws(self.resolution)
 
-    @nn.compact
+    def setup(self):
+        self.mapping = MappingNetwork(self.latent_dim, self.w_dim, self.mapping_layers,
+                                      self.num_classes, self.mapping_lr_multiplier,
+                                      self.w_avg_beta)
+        self.synthesis = SynthesisNetwork(self.resolution, self.channels, self.channel_base,
+                                          self.channel_max, self.resample_filter)
+
+    def styles(self, z: Array, labels: Array | None = None, train: bool = True, *,
+               mix_z: Array | None = None, mix_cutoff: Array | None = None,
+               truncation_psi: float | Array | None = None) -> Array:
+        """ws (B, num_ws, w_dim): the mapping's output per layer, mixed and truncated."""
+        w = self.mapping(z, labels, update_w_avg=train)
+        ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws, self.w_dim))
+        if mix_z is not None:
+            w_mix = self.mapping(mix_z, labels)
+            layer = jnp.arange(self.num_ws)[None, :, None]
+            ws = jnp.where(layer < jnp.asarray(mix_cutoff)[:, None, None], ws, w_mix[:, None])
+        if truncation_psi is not None:
+            w_avg = self.mapping.get_variable("w_avg", "w_avg")
+            ws = w_avg + truncation_psi * (ws - w_avg)
+        return ws
+
+    def synthesize(self, ws: Array, noise_keys: Array | None = None) -> Array:
+        """Images (B, R, R, channels) of per-layer styles ws (B, num_ws, w_dim)."""
+        return self.synthesis(ws, noise_keys)
+
     def __call__(self, z: Array, labels: Array | None = None, train: bool = True, *,
                  noise_keys: Array | None = None, mix_z: Array | None = None,
                  mix_cutoff: Array | None = None, truncation_psi: float | Array | None = None
                  ) -> Array:
-        mapping = MappingNetwork(self.latent_dim, self.w_dim, self.mapping_layers,
-                                 self.num_classes, self.mapping_lr_multiplier, self.w_avg_beta,
-                                 name="mapping")
-        w = mapping(z, labels, update_w_avg=train)
-        ws = jnp.broadcast_to(w[:, None], (w.shape[0], self.num_ws, self.w_dim))
-        if mix_z is not None:
-            w_mix = mapping(mix_z, labels)
-            layer = jnp.arange(self.num_ws)[None, :, None]
-            ws = jnp.where(layer < jnp.asarray(mix_cutoff)[:, None, None], ws, w_mix[:, None])
-        if truncation_psi is not None:
-            w_avg = mapping.get_variable("w_avg", "w_avg")
-            ws = w_avg + truncation_psi * (ws - w_avg)
-        return SynthesisNetwork(self.resolution, self.channels, self.channel_base,
-                                self.channel_max, self.resample_filter, name="synthesis")(
-            ws, noise_keys)
+        ws = self.styles(z, labels, train, mix_z=mix_z, mix_cutoff=mix_cutoff,
+                         truncation_psi=truncation_psi)
+        return self.synthesize(ws, noise_keys)
 
 
 # --- discriminator -----------------------------------------------------------------------------

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from gan_jax import augment, losses
+from gan_jax import ada, augment, losses, parallel
 from gan_jax.models import build_models
 
 Array = jax.Array
@@ -74,6 +74,9 @@ class ImageGANTask:
       params' decay, as BigGAN-PyTorch's `ema` averages every state_dict entry) or 'copy' (NVlabs'
       StyleGAN2 copies G's buffers, w_avg included, into G_ema at each step).
     augment: applied to every image D sees (DiffAugment), reals and fakes from separate streams.
+    ada: adaptive discriminator augmentation instead (ada.py's bgc pipeline at the probability p
+      its controller keeps in `task_state['ada']`; the D step writes it back, from the signs of
+      D's logits on augmented reals summed over all devices). p and r_t are in the D metrics.
     ortho_weight: BigGAN's orthogonal regularisation of G's weights (losses.orthogonal_regularization).
     """
 
@@ -87,6 +90,7 @@ class ImageGANTask:
     r1_every: int = 1
     r1_mode: str = "folded"
     augment: Augment | None = None
+    ada: ada.AdaController | None = None
     ortho_weight: float = 0.0
     d_step_g_collections: tuple[str, ...] = ()
     ema_collections: str = "average"
@@ -97,14 +101,17 @@ class ImageGANTask:
         return bool(self.r1_weight) and self.r1_every > 1 and self.r1_mode == "separate"
 
     image_to_image = False  # noise-to-image; image-to-image tasks also have `translate`
+    g_reg_every = 0  # steps between G regulariser updates (`g_reg_loss`; StyleGAN2's path length)
+    g_reg_writes = ()  # what `g_reg_loss` writes back
     directions = ()  # translation directions of image-to-image tasks ("a2b", "b2a")
     pair_data = False  # image-to-image tasks: True when they read pairs, not images
 
     @property
     def d_step_writes(self) -> tuple[str, ...]:
-        """What `discriminator_loss` writes back: D's collections, and G's named in
-        `d_step_g_collections`."""
-        return ("d_state", *(f"g_state/{name}" for name in self.d_step_g_collections))
+        """What `discriminator_loss` writes back: D's collections, G's named in
+        `d_step_g_collections`, and ADA's state when used."""
+        return ("d_state", *(f"g_state/{name}" for name in self.d_step_g_collections),
+                *(("task_state/ada",) if self.ada else ()))
 
     @property
     def g_step_writes(self) -> tuple[str, ...]:
@@ -112,8 +119,8 @@ class ImageGANTask:
         return ("g_state",)
 
     def init_task_state(self, image_shape: tuple[int, int, int]) -> dict[str, Any]:
-        """The state this task owns beside the networks ({}: none)."""
-        return {}
+        """The state this task owns beside the networks ({}: none; {'ada': ...} with ADA)."""
+        return {"ada": self.ada.init_state()} if self.ada else {}
 
     def resets_optimizers(self, step: Array) -> Array:
         """bool: whether step `step` starts G's and D's optimizers from a fresh state (never here;
@@ -154,8 +161,11 @@ class ImageGANTask:
         """(logits (B,), new D collections)."""
         return apply_module(self.discriminator, d_params, d_state, train, images, labels)
 
-    def augmented(self, images: Array, keys: Array, purpose: int) -> Array:
-        """`images` through the task's augmentation (identity when there is none)."""
+    def augmented(self, images: Array, keys: Array, purpose: int,
+                  task_state: dict[str, Any]) -> Array:
+        """`images` through the task's augmentation: ADA at the state's p, DiffAugment, or none."""
+        if self.ada:
+            return ada.ada_augment(images, fold_keys(keys, purpose), task_state["ada"]["p"])
         return images if self.augment is None else self.augment(images, fold_keys(keys, purpose))
 
     def real_labels(self, batch: Batch) -> Array | None:
@@ -171,12 +181,12 @@ class ImageGANTask:
                                           step, train=True)
         fake = jax.lax.stop_gradient(fake)
         real_logits, new_state = self.critic(
-            d_params, d_state, self.augmented(real, keys, AUGMENT_REAL), real_labels, step)
+            d_params, d_state, self.augmented(real, keys, AUGMENT_REAL, task_state), real_labels, step)
         fake_logits, new_state = self.critic(
-            d_params, new_state, self.augmented(fake, keys, AUGMENT_FAKE), fake_labels, step)
+            d_params, new_state, self.augmented(fake, keys, AUGMENT_FAKE, task_state), fake_labels, step)
         loss = self.loss.discriminator(real_logits, fake_logits)
         metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
-        critic_fn = lambda x: self.critic(d_params, d_state, self.augmented(x, keys, AUGMENT_REAL),
+        critic_fn = lambda x: self.critic(d_params, d_state, self.augmented(x, keys, AUGMENT_REAL, task_state),
                                           real_labels, step)[0]
         if self.gp_weight:
             alpha = jax.vmap(jax.random.uniform)(fold_keys(keys, INTERPOLATION))
@@ -195,13 +205,20 @@ class ImageGANTask:
             loss = loss + 0.5 * self.r1_weight * self.r1_every * metrics["r1"]
         writes = {"d_state": new_state, **{f"g_state/{name}": new_g_state[name]
                                            for name in self.d_step_g_collections}}
+        if self.ada:
+            signs = jax.lax.stop_gradient(jnp.sign(real_logits))
+            totals = parallel.sum_over_devices((jnp.sum(signs), jnp.float32(signs.shape[0])))
+            writes["task_state/ada"] = self.ada.update(task_state["ada"], *totals)
+            metrics.update(ada_p=writes["task_state/ada"]["p"],
+                           ada_rt=writes["task_state/ada"]["rt"])
         return loss, (writes, metrics)
 
-    def r1_loss(self, d_params, d_state, batch: Batch, keys: Array, step: Array):
+    def r1_loss(self, d_params, d_state, batch: Batch, keys: Array, step: Array,
+                task_state: dict[str, Any]):
         """(gamma / 2 * r1_every * R1 on the real batch, {'r1': R1}): the separate lazy-R1 update
         (stylegan2-ada-pytorch training/loss.py, phase Dreg); D's collections are not updated."""
         real, labels = batch["image"], self.real_labels(batch)
-        critic_fn = lambda x: self.critic(d_params, d_state, self.augmented(x, keys, AUGMENT_REAL),
+        critic_fn = lambda x: self.critic(d_params, d_state, self.augmented(x, keys, AUGMENT_REAL, task_state),
                                           labels, step)[0]
         r1 = losses.r1_penalty(critic_fn, real)
         return 0.5 * self.r1_weight * self.r1_every * r1, {"r1": r1}
@@ -213,7 +230,7 @@ class ImageGANTask:
         labels = self.labels(keys)
         fake, new_state = self.generate(g_params, g_state, self.latents(keys), labels, keys, step,
                                         train=True)
-        fake_logits, _ = self.critic(d_params, d_state, self.augmented(fake, keys, AUGMENT_FAKE),
+        fake_logits, _ = self.critic(d_params, d_state, self.augmented(fake, keys, AUGMENT_FAKE, task_state),
                                      labels, step)
         loss = self.loss.generator(fake_logits)
         metrics = {"g_loss": loss}
@@ -235,14 +252,24 @@ class ImageGANTask:
 
 
 def task_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
-    """The ImageGANTask fields every task reads from `loss.*`, `model.*` and `augment.policy`
+    """The ImageGANTask fields every task reads from `loss.*`, `model.*` and `augment.*`
     (subclasses' builders add their own)."""
     c = config.loss
     return dict(loss=losses.LOSSES[c.name], latent_dim=config.model.latent_dim,
                 num_classes=config.model.num_classes, gp_weight=c.gp_weight,
                 r1_weight=c.r1_weight, r1_every=c.r1_every, r1_mode=c.r1_mode,
                 ortho_weight=c.ortho_weight,
-                augment=augment.make_augment(augment.parse_policy(config.augment.policy)))
+                augment=augment.make_augment(augment.parse_policy(config.augment.policy)),
+                ada=build_ada(config.augment))
+
+
+def build_ada(c: ml_collections.ConfigDict) -> ada.AdaController | None:
+    """augment.kind 'ada': p from augment.p, adjusted towards augment.ada_target; 'fixed': p stays
+    augment.p; 'diffaugment': None."""
+    if c.kind == "diffaugment":
+        return None
+    return ada.AdaController(target=c.ada_target if c.kind == "ada" else None,
+                             interval=c.ada_interval, kimg=c.ada_kimg, initial_p=c.p)
 
 
 def build_task(config: ml_collections.ConfigDict) -> ImageGANTask:

@@ -127,10 +127,10 @@ class ProgressiveTask(ImageGANTask):
         metrics = {**metrics, "level": level.astype(jnp.float32), "alpha": alpha}
         return loss, (writes, metrics)
 
-    def r1_loss(self, d_params, d_state, batch, keys, step):
+    def r1_loss(self, d_params, d_state, batch, keys, step, task_state):
         level, alpha = self.schedule(step)
         batch = dict(batch, image=fade_images(batch["image"], level, alpha, self.resolutions))
-        return super().r1_loss(d_params, d_state, batch, keys, step)
+        return super().r1_loss(d_params, d_state, batch, keys, step, task_state)
 
 
 def build_schedule(config: ml_collections.ConfigDict) -> Schedule:
