@@ -123,7 +123,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.eval = ml_collections.ConfigDict(dict(
         every_steps=1000,        # evaluate during training every this many steps; 0: never
-        metrics="fid,kid,is,pr",  # comma-separated subset of fid, kid, is, pr
+        metrics="fid,kid,is,pr",  # comma-separated subset of fid, kid, is, pr, cas
         # classifier: a small CNN trained once on data.name (cached) | classifier:DIR (made by
         # `python -m gan_jax.features`) | inception | inception:WEIGHTS_PATH (standard FID)
         extractor="classifier",

@@ -129,6 +129,8 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
         metrics = metrics_lib.parse_metrics(e.metrics)
     except ValueError as err:
         raise ConfigError(f"config.eval.metrics: {err}") from None
+    _require("cas" not in metrics or config.model.num_classes > 0, "eval.metrics",
+             "cas needs a class-conditional model (model.num_classes > 0)")
     _require(e.extractor.partition(":")[0] in ("classifier", "inception"), "eval.extractor",
              f"{e.extractor!r} is not classifier, classifier:DIR, inception or inception:PATH")
     for key in ("kid_subsets", "kid_subset_size", "is_splits", "pr_k"):

@@ -300,3 +300,15 @@ class ClassifierExtractor:
             out["features"][start:start + len(chunk)] = features[:len(chunk)]
             out["logits"][start:start + len(chunk)] = logits[:len(chunk)]
         return out
+
+
+def fit_and_test(train: ImageSource, train_idx: np.ndarray, test: ImageSource,
+                 test_idx: np.ndarray, steps: int, seed: int, feature_dim: int = 128) -> float:
+    """Test accuracy on test[test_idx] of a fresh classifier trained `steps` steps on
+    train[train_idx] (batches and init from `seed`); the same arguments give the same number."""
+    model = Classifier(train.num_classes, feature_dim, WIDTH)
+    params = fit(model, train, train_idx, steps, seed)
+    meta = {"num_classes": train.num_classes, "feature_dim": feature_dim, "width": WIDTH,
+            "resolution": train.image_shape[0], "channels": train.image_shape[2],
+            "dataset": train.name, "params_sha256": ""}
+    return accuracy(ClassifierExtractor(params, meta), test, test_idx)
