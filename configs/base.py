@@ -46,6 +46,9 @@ def get_config() -> ml_collections.ConfigDict:
                                  # to `resolution` in the step (pix2pix 286 -> 256); 0: resolution
         test_split="test",       # image-to-image: the split of the train-time sample grids
         direction="AtoB",        # image-to-image: AtoB | BtoA (the data set's A and B swapped)
+        train_fraction=1.0,      # noise-to-image: train on this fixed fraction of the examples
+                                 # (per class when labelled, at least 1 each); 1.0: all
+        subset_seed=0,           # which fixed fraction (with train_fraction < 1)
     ))
 
     config.model = ml_collections.ConfigDict(dict(

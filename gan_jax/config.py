@@ -71,6 +71,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     _choice(config, "data.mixed_channels", MIXED_CHANNELS)
     _require(config.data.channels in (1, 3), "data.channels", "must be 1 (grayscale) or 3 (RGB)")
     _require(config.data.resolution >= 4, "data.resolution", "must be >= 4")
+    _require(0 < config.data.train_fraction <= 1, "data.train_fraction", "must be in (0, 1]")
+    _require(0 <= config.data.subset_seed < 2**32, "data.subset_seed", "must be in [0, 2**32)")
     _choice(config, "data.direction", DIRECTIONS)
     try:
         MODEL_CHECKS[config.model.name](config)
@@ -183,7 +185,8 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
             "optim.g.eps_in_sqrt": True, "optim.d.eps_in_sqrt": True,
             "optim.g.constant_steps": 0, "optim.d.constant_steps": 0,
             **{f"data.{k}": v for k, v in (("dataset", ""), ("load_size", 0), ("test_split", "test"),
-                                                       ("direction", "AtoB"))},
+                                                       ("direction", "AtoB"),
+                                                       ("train_fraction", 1.0), ("subset_seed", 0))},
             **{f"model.{k}": cur.get(f"model.{k}") for k in _IMAGE_TO_IMAGE_MODEL_KEYS},  # unused
             "loss.l1_weight": cur.get("loss.l1_weight"),  # unused by the earlier models
             **{f"loss.{k}": cur.get(f"loss.{k}")  # CycleGAN's, unused by the earlier models

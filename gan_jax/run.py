@@ -19,7 +19,7 @@ from jax.sharding import Mesh
 from gan_jax import config as config_lib
 from gan_jax import optim, parallel
 from gan_jax.data.image_pairs import make_pair_source
-from gan_jax.data.sources import make_source
+from gan_jax.data.sources import make_source, subset_source
 from gan_jax.state import GANState, create_state
 from gan_jax.tasks import ImageGANTask, build_task
 from gan_jax.train_step import make_train_step
@@ -44,15 +44,16 @@ class Run:
         """The config's data (DataError when unusable). An image-to-image task reads
         `make_pair_source(data.dataset)`'s `split`, the train split at data.load_size (when set;
         the step crops it to data.resolution), A and B swapped for data.direction BtoA; a noise-to-image task reads `make_source(data.name)`
-        (its split is part of the name)."""
+        (its split is part of the name), cut to data.train_fraction of it (`subset_source`)."""
         d = self.config.data
         if self.task.image_to_image:
             size = d.load_size or d.resolution if split == "train" else d.resolution
             pairs = make_pair_source(d.dataset, size, d.channels, split=split,
                                      data_dir=d.data_dir or None)
             return pairs if d.direction == "AtoB" else dataclasses.replace(pairs, a=pairs.b, b=pairs.a)
-        return make_source(d.name, d.resolution, d.channels, data_dir=d.data_dir or None,
-                           mixed_channels=d.mixed_channels)
+        source = make_source(d.name, d.resolution, d.channels, data_dir=d.data_dir or None,
+                             mixed_channels=d.mixed_channels)
+        return subset_source(source, d.train_fraction, d.subset_seed)
 
     def _init(self) -> GANState:
         return create_state(self.task, self.g_tx, self.d_tx, self.config.train.seed,

@@ -328,6 +328,31 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
     return array[..., None] if array.ndim == 2 else array
 
 
+def subset_indices(labels: np.ndarray | None, num_examples: int, fraction: float, seed: int
+                   ) -> np.ndarray:
+    """Sorted indices of a fixed `fraction` of the examples, drawn with `seed`: per class when
+    `labels` are given (round(fraction * class size), at least 1 of each class), else overall."""
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return np.sort(rng.permutation(num_examples)[:max(1, round(fraction * num_examples))])
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:max(1, round(fraction * n))]
+              for c, n in zip(*np.unique(labels, return_counts=True))]
+    return np.sort(np.concatenate(chosen))
+
+
+def subset_source(source: ArraySource, fraction: float, seed: int) -> ArraySource:
+    """The in-memory `source` cut to `subset_indices` (the whole source for fraction 1)."""
+    if fraction >= 1:
+        return source
+    if not isinstance(source, ArraySource):
+        raise DataError(f"data.train_fraction < 1 needs an in-memory data set (digits, "
+                        f"fashion_mnist, folder:), not {source.name}")
+    keep = subset_indices(source.labels, source.num_examples, fraction, seed)
+    return ArraySource(f"{source.name}[train_fraction={fraction},subset_seed={seed}]",
+                       source.images[keep], None if source.labels is None else source.labels[keep],
+                       source.num_classes)
+
+
 SOURCES: dict[str, Callable[[str, int, int, str | None], ImageSource]] = {
     "digits": _digits_source,
     "fashion_mnist": _fashion_mnist_source,
