@@ -12,7 +12,8 @@ The images are computed in blocks of --batch consecutive indices, block b on a d
 block: the chunking and the device count do not change a byte.
 
 Layout of PATH (`folder`): `<class>/<index>.png` (conditional; class and index zero-padded, so
-sorted names are numeric order) or `<index>.png`; `npz`: `data.npz` with `images` uint8
+sorted names are numeric order: `folder:PATH` reads the pixels class by class, labels are the
+folder names, as torchvision's ImageFolder infers them) or `<index>.png`; `npz`: `data.npz` with `images` uint8
 (N, H, W, C) and `labels` int32 (N,) (conditional); `tfds`: PATH is a TFDS data_dir holding the
 data set `--name` (split `train`, features `image` and `label`), built with TFDS's
 `GeneratorBasedBuilder` as array_record. Each holds `manifest.json`.
