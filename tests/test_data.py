@@ -386,3 +386,17 @@ def test_run_trains_on_the_fraction_and_evaluates_against_all(tiny_config):
     tiny_config.data.train_fraction = 0.0
     with pytest.raises(ConfigError, match=r"^config.data.train_fraction: must be in \(0, 1\]$"):
         build_run(tiny_config)
+
+
+def test_digits_train_and_test_are_the_classifiers_hold_out_parts():
+    from gan_jax.data.sources import holdout_split
+
+    every = make_source("digits", 8, 1)
+    for split, part in (("train", 0), ("test", 1)):
+        source = make_source(f"digits:{split}", 8, 1)
+        keep = holdout_split(1797)[part]
+        assert source.name == f"digits:{split}" and source.num_examples == len(keep)
+        np.testing.assert_array_equal(source.images, every.images[keep])
+        np.testing.assert_array_equal(source.labels, every.labels[keep])
+    with pytest.raises(DataError, match="^unknown digits split in 'digits:x'; use 'digits', 'digits:train'"):
+        make_source("digits:x", 8, 1)
