@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--fractions", default="0.01,0.1,1.0")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--k", type=int, default=2, help="Synthetic images per real image.")
-    parser.add_argument("--gan_steps", type=int, default=1500)
+    parser.add_argument("--gan_steps", type=int, default=1000)
     parser.add_argument("--classifier_steps", type=int, default=1000)
     parser.add_argument("--smoke", action="store_true",
                         help="Tiny: digits, 2 budgets, 2 seeds, 4 GAN and 20 classifier steps.")

@@ -25,7 +25,7 @@ def get_config():
     base.adam(config.optim.d, 2e-4, 0.0, 0.9)
     config.train.batch_size = 32
     config.train.n_critic = 1
-    config.train.num_steps = 1500
+    config.train.num_steps = 1000
     config.train.log_every_steps = 100
     config.train.sample_every_steps = 0
     config.ema.decay = 0.999
