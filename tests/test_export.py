@@ -35,16 +35,19 @@ def tiny_conditional():
     return config
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory):
-    """A workdir with one checkpoint of the initial state (sampling does not need training)."""
-    config = tiny_conditional()
-    workdir = tmp_path_factory.mktemp("export") / "run"
+def initial_checkpoint(config, workdir: Path) -> Path:
+    """A workdir with one checkpoint of `config`'s initial state (sampling needs no training)."""
     run = build_run(config, devices=jax.devices()[:1])
     checkpoints = Checkpoints(workdir)
     checkpoints.save(run.init_state(), config_lib.to_plain(config))
     checkpoints.close()
     return workdir
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A class-conditional workdir."""
+    return initial_checkpoint(tiny_conditional(), tmp_path_factory.mktemp("export") / "run")
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +125,7 @@ def _interrupted(monkeypatch, chunks: int):
     monkeypatch.setattr(export_lib, "write_chunk", write_chunk)
 
 
-@pytest.mark.parametrize("fmt", ["folder", "npz"])
+@pytest.mark.parametrize("fmt", ["folder", pytest.param("npz", marks=pytest.mark.slow)])
 def test_resume_skips_finished_chunks_and_equals_an_unbroken_export(workdir, reference, tmp_path,
                                                                     monkeypatch, fmt):
     spec = ExportSpec(NUM, seed=3, batch=8, format=fmt)
@@ -178,3 +181,34 @@ def test_per_class_gives_k_of_each_class_in_class_order(workdir, reference, tmp_
     assert manifest["num"] == 20 and set(manifest["counts_per_class"].values()) == {2}
     with np.load(tmp_path / "data.npz") as data:
         np.testing.assert_array_equal(data["labels"], np.repeat(np.arange(10), 2))
+
+
+def test_unconditional_models_export_index_names_and_no_labels(tiny_config, tmp_path):
+    workdir = initial_checkpoint(tiny_config, tmp_path / "run")
+    manifest = export(workdir, tmp_path / "folder", ExportSpec(12, seed=0, batch=8),
+                      progress=False)
+    assert manifest["counts_per_class"] == {"all": 12} and manifest["num_classes"] == 0
+    assert sorted(p.name for p in (tmp_path / "folder").iterdir()) == [
+        *(f"{i:02d}.png" for i in range(12)), "manifest.json"]
+    export(workdir, tmp_path / "npz", ExportSpec(12, seed=0, batch=8, format="npz"),
+           progress=False)
+    with np.load(tmp_path / "npz" / "data.npz") as data:
+        assert list(data) == ["images"]
+        np.testing.assert_array_equal(make_source(f"folder:{tmp_path / 'folder'}", 8, 1).images,
+                                      data["images"])
+    with pytest.raises(ValueError, match=r"^--per_class needs a class-conditional model"):
+        export(workdir, tmp_path / "x", ExportSpec(0, seed=0, per_class=2), progress=False)
+
+
+@pytest.mark.slow  # builds a pix2pix state (about 25 s on the shared machine)
+def test_an_image_to_image_workdir_points_to_translate(tmp_path):
+    from gan_jax.configs import edges2fashion_pix2pix
+
+    config = edges2fashion_pix2pix.get_config()
+    config.model.ngf = config.model.ndf = 4
+    workdir = initial_checkpoint(config, tmp_path / "run")
+    with pytest.raises(ValueError, match=r"^this workdir's model \(pix2pix\) translates images; "
+                                         r"export a folder of translations with python -m "
+                                         r"gan_jax.translate --workdir="):
+        export(workdir, tmp_path / "x", ExportSpec(4, seed=0), progress=False)
+    assert not (tmp_path / "x").exists()
