@@ -124,6 +124,15 @@ def test_configs_saved_before_a_key_existed_compare_as_its_old_behaviour():
     assert config_lib.math_changes(old, new) == ["train.g_batch_size: 0 -> 128"]
 
 
+def test_workdirs_saved_before_train_fraction_existed_trained_on_all_the_data():
+    new = config_lib.to_plain(digits_dcgan.get_config())
+    old = json.loads(json.dumps(new))
+    del old["data"]["train_fraction"], old["data"]["subset_seed"]
+    assert config_lib.math_changes(old, new) == []
+    new["data"]["train_fraction"] = 0.1
+    assert config_lib.math_changes(old, new) == ["data.train_fraction: 1.0 -> 0.1"]
+
+
 def _train_cli(*args, tmp_path):
     return subprocess.run([sys.executable, "-m", "gan_jax.train", f"--workdir={tmp_path}", *args],
                           capture_output=True, text=True, timeout=120)
