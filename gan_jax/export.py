@@ -13,10 +13,11 @@ block: the chunking and the device count do not change a byte.
 
 Layout of PATH (`folder`): `<class>/<index>.png` (conditional; class and index zero-padded, so
 sorted names are numeric order: `folder:PATH` reads the pixels class by class, labels are the
-folder names, as torchvision's ImageFolder infers them) or `<index>.png`; `npz`: `data.npz` with `images` uint8
-(N, H, W, C) and `labels` int32 (N,) (conditional); `tfds`: PATH is a TFDS data_dir holding the
-data set `--name` (split `train`, features `image` and `label`), built with TFDS's
-`GeneratorBasedBuilder` as array_record. Each holds `manifest.json`.
+folder names, as torchvision's ImageFolder infers them) or `<index>.png`; `npz`: `data.npz`
+with `images` uint8 (N, H, W, C) and `labels` int32 (N,) (conditional); `tfds`: PATH is a TFDS
+data_dir holding the data set `--name` (split `train`, features `image` and `label`), built with
+TFDS's `GeneratorBasedBuilder` as array_record (`store_as_tfds_dataset` would import
+tensorflow). Each holds `manifest.json`.
 
 Resumable: chunks of --chunk examples are written atomically (a temporary name, then a rename)
 and each finished chunk is recorded in PATH/.parts/; a rerun after a kill skips the finished
@@ -162,7 +163,9 @@ def write_chunk(out: Path, spec: ExportSpec, num_classes: int, start: int, image
     (out / PARTS).mkdir(parents=True, exist_ok=True)
     if spec.format != "folder":
         buffer = io.BytesIO()
-        arrays = {"images": _whole(images_), **({} if labels is None else {"labels": _whole(labels)})}
+        arrays = {"images": _whole(images_)}
+        if labels is not None:
+            arrays["labels"] = _whole(labels)
         write_npz(buffer, arrays)
         _write_atomic(_part(out, start, stop, "npz"), buffer.getvalue())
         return
@@ -262,7 +265,8 @@ def build_tfds(out: Path, spec: ExportSpec, image_shape: tuple[int, int, int], n
 
 
 def params_sha256(state) -> str:
-    """sha256 of the sampling params and collections (EMA when present): the generator's identity."""
+    """sha256 of the sampling params and collections (EMA when present): the generator's
+    identity."""
     import flax.serialization
 
     tree = parallel.to_host((state.sampling_params, state.sampling_state))
