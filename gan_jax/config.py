@@ -193,6 +193,25 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
                for k in ("cycle_weight", "identity_weight", "pool_size")}}
 
 
+def with_added_keys(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved plain config with each key added since 0.1 that it lacks set as
+    `_keys_added_since_0_1` says (the behaviour of runs made before the key), so `sample`,
+    `evaluate` and `export` read older workdirs."""
+    from gan_jax.configs import base
+
+    flat = _flatten(saved)
+    added = _keys_added_since_0_1({**_flatten(to_plain(base.get_config())), **flat})
+    filled = json.loads(json.dumps(saved))
+    for key, value in added.items():
+        if key not in flat:
+            *parents, leaf = key.split(".")
+            node = filled
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return filled
+
+
 def math_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """'key: old -> new' for every key that differs and changes the math of a run."""
     old, cur = _flatten(saved), _flatten(new)
