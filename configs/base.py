@@ -48,6 +48,9 @@ def get_config() -> ml_collections.ConfigDict:
                                  # (the reference's default; False: its --no_flip)
         test_split="test",       # image-to-image: the split of the train-time sample grids
         direction="AtoB",        # image-to-image: AtoB | BtoA (the data set's A and B swapped)
+        train_fraction=1.0,      # noise-to-image: train on this fixed fraction of the examples
+                                 # (per class when labelled, at least 1 each); 1.0: all
+        subset_seed=0,           # which fixed fraction (with train_fraction < 1)
     ))
 
     config.model = ml_collections.ConfigDict(dict(
@@ -151,7 +154,7 @@ def get_config() -> ml_collections.ConfigDict:
 
     config.eval = ml_collections.ConfigDict(dict(
         every_steps=1000,        # evaluate during training every this many steps; 0: never
-        metrics="fid,kid,is,pr",  # comma-separated subset of fid, kid, is, pr
+        metrics="fid,kid,is,pr",  # comma-separated subset of fid, kid, is, pr, cas
         # classifier: a small CNN trained once on data.name (cached) | classifier:DIR (made by
         # `python -m gan_jax.features`) | inception | inception:WEIGHTS_PATH (standard FID)
         extractor="classifier",

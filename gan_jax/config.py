@@ -75,6 +75,8 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     _choice(config, "data.mixed_channels", MIXED_CHANNELS)
     _require(config.data.channels in (1, 3), "data.channels", "must be 1 (grayscale) or 3 (RGB)")
     _require(config.data.resolution >= 4, "data.resolution", "must be >= 4")
+    _require(0 < config.data.train_fraction <= 1, "data.train_fraction", "must be in (0, 1]")
+    _require(0 <= config.data.subset_seed < 2**32, "data.subset_seed", "must be in [0, 2**32)")
     _choice(config, "data.direction", DIRECTIONS)
     try:
         MODEL_CHECKS[config.model.name](config)
@@ -151,6 +153,8 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
         metrics = metrics_lib.parse_metrics(e.metrics)
     except ValueError as err:
         raise ConfigError(f"config.eval.metrics: {err}") from None
+    _require("cas" not in metrics or config.model.num_classes > 0, "eval.metrics",
+             "cas needs a class-conditional model (model.num_classes > 0)")
     _require(e.extractor.partition(":")[0] in ("classifier", "inception"), "eval.extractor",
              f"{e.extractor!r} is not classifier, classifier:DIR, inception or inception:PATH")
     for key in ("kid_subsets", "kid_subset_size", "is_splits", "pr_k"):
@@ -204,7 +208,8 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
             "optim.g.eps_in_sqrt": True, "optim.d.eps_in_sqrt": True,
             "optim.g.constant_steps": 0, "optim.d.constant_steps": 0,
             **{f"data.{k}": v for k, v in (("dataset", ""), ("load_size", 0), ("test_split", "test"),
-                                                       ("direction", "AtoB"))},
+                                                       ("direction", "AtoB"),
+                                                       ("train_fraction", 1.0), ("subset_seed", 0))},
             # pix2pix always flipped, CycleGAN never did; unused by the other models
             "data.flip": {"pix2pix": True, "cyclegan": False}.get(cur.get("model.name"),
                                                                    cur.get("data.flip")),
@@ -221,6 +226,25 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
                for k in ("pl_every", "pl_decay", "pl_batch_shrink")},
             **{f"augment.{k}": cur.get(f"augment.{k}")  # ADA's, unused by DiffAugment
                for k in ("p", "ada_target", "ada_interval", "ada_kimg")}}
+
+
+def with_added_keys(saved: dict[str, Any]) -> dict[str, Any]:
+    """A saved plain config with each key added since 0.1 that it lacks set as
+    `_keys_added_since_0_1` says (the behaviour of runs made before the key), so `sample`,
+    `evaluate` and `export` read older workdirs."""
+    from gan_jax.configs import base
+
+    flat = _flatten(saved)
+    added = _keys_added_since_0_1({**_flatten(to_plain(base.get_config())), **flat})
+    filled = json.loads(json.dumps(saved))
+    for key, value in added.items():
+        if key not in flat:
+            *parents, leaf = key.split(".")
+            node = filled
+            for part in parents:
+                node = node.setdefault(part, {})
+            node[leaf] = value
+    return filled
 
 
 def math_changes(saved: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -1,14 +1,16 @@
 """Evaluating a generator (FID, KID, IS, precision/recall) during training and from the command line.
 
     python -m gan_jax.evaluate --workdir=DIR [--checkpoint=latest|best|STEP] [--num_samples=N]
-        [--metrics=fid,kid,is,pr] [--extractor=classifier|classifier:DIR|inception|inception:PATH]
+        [--metrics=fid,kid,is,pr,cas] [--extractor=classifier|classifier:DIR|inception|inception:PATH]
         [--generator=ema|raw]
 
 Samples come from the EMA generator (its params with its own collections) when the run has one,
 or from the live generator with --generator=raw, with latents from `eval.seed` (the same
 samples at every evaluation); no truncation is applied. Real features come from
 `gan_jax.metrics.reference` (cached). Every result records the generator, truncation, sample and
-real counts and the extractor, so numbers are only compared when those agree.
+real counts and the extractor, so numbers are only compared when those agree. `cas`
+(class-conditional models) is the Classification Accuracy Score of the same samples
+(`gan_jax.metrics.cas`).
 """
 
 from __future__ import annotations
@@ -72,6 +74,13 @@ def make_extractor(spec: str, data: ml_collections.ConfigDict, log=print):
                      "inception:WEIGHTS_PATH")
 
 
+def require_conditional(metrics: tuple[str, ...], num_classes: int) -> None:
+    """ValueError (one line) when `metrics` asks for cas of a model without classes."""
+    if "cas" in metrics and not num_classes:
+        raise ValueError("cas needs a class-conditional model (model.num_classes > 0); this "
+                         "model is unconditional")
+
+
 def feature_scores(metrics: tuple[str, ...], real: np.ndarray, out: dict[str, np.ndarray],
                    e: ml_collections.ConfigDict) -> dict[str, float]:
     """The `metrics` of generated features and logits `out` against real features (RESULT_KEYS)."""
@@ -87,6 +96,19 @@ def feature_scores(metrics: tuple[str, ...], real: np.ndarray, out: dict[str, np
         results["precision"], results["recall"] = scores.precision_recall(
             real, out["features"], e.pr_k)
     return results
+
+
+def cas_scores(task, fake: np.ndarray, data: ml_collections.ConfigDict, seed: int
+               ) -> tuple[dict[str, float], int]:
+    """CAS of `fake` (samples 0.. of `seed`, labels drawn from their keys as `generate_images`
+    draws them) and the same classifier's score on as many real images of data.name's train
+    split, both tested on its test split; with the real count."""
+    from gan_jax.metrics import cas, classifier
+
+    labels = np.asarray(task.labels(sample.latent_keys(seed, 0, len(fake))))
+    train, train_idx, test, test_idx, _ = classifier.train_test_sources(
+        data.name, "", data.resolution, data.channels, data.data_dir or None)
+    return cas.cas_scores(fake, labels, train, train_idx, test, test_idx, steps=cas.CAS_STEPS)
 
 
 @dataclasses.dataclass
@@ -108,8 +130,10 @@ class Evaluator:
         """Build from `config.eval`; `overrides` (metrics, num_samples, extractor, generator) win."""
         e = config.eval
         metrics = parse_metrics(overrides.get("metrics") or e.metrics)
+        require_conditional(metrics, config.model.num_classes)
         num_samples = overrides.get("num_samples") or e.num_samples
-        extractor = make_extractor(overrides.get("extractor") or e.extractor, config.data, log)
+        extractor = (make_extractor(overrides.get("extractor") or e.extractor, config.data, log)
+                     if set(metrics) - {"cas"} else None)  # cas trains classifiers of its own
         generator = overrides.get("generator") or "ema"
         if generator not in GENERATORS:
             raise ValueError(f"--generator must be one of {', '.join(GENERATORS)}, "
@@ -135,14 +159,20 @@ class Evaluator:
         e = self.config.eval
         if self.generator == "raw":
             state = state.replace(ema_params=None, ema_state=None)
-        real = self.real_features()
         fake = sample.generate_images(task, state, self.num_samples, e.seed)
-        results = feature_scores(self.metrics, real, self.extractor(fake), e)
+        results, found = {}, {"num_real": None, "extractor": None, "extractor_fingerprint": None}
+        if self.extractor is not None:
+            real = self.real_features()
+            results = feature_scores(self.metrics, real, self.extractor(fake), e)
+            found = {"num_real": len(real), "extractor": self.extractor.name,
+                     "extractor_fingerprint": self.extractor.fingerprint}
+        if "cas" in self.metrics:
+            scores_, found["cas_num_real"] = cas_scores(task, fake, self.config.data, e.seed)
+            results.update(scores_)
         return {"step": int(parallel.to_host(state.step)), "scores": results,
                 "generator": "ema" if state.ema_params is not None else "raw",
-                "truncation": None, "num_samples": self.num_samples, "num_real": len(real),
-                "sample_seed": e.seed, "data": self.config.data.name,
-                "extractor": self.extractor.name, "extractor_fingerprint": self.extractor.fingerprint}
+                "truncation": None, "num_samples": self.num_samples, "sample_seed": e.seed,
+                "data": self.config.data.name, **found}
 
 
 # Image-to-image: the Fashion-MNIST recipes (data.dataset) are scored in the space of the
@@ -210,6 +240,8 @@ class TranslationEvaluator:
         """As `Evaluator.from_config`; the classifier extractor is the Fashion recipes' (or the
         one of classifier:DIR, which then also gives the class shares)."""
         e, d = config.eval, config.data
+        metrics = parse_metrics(overrides.get("metrics") or e.metrics)
+        require_conditional(metrics, 0)
         spec = overrides.get("extractor") or e.extractor
         extractor = make_extractor(spec, classifier_data(d) if spec == "classifier" else d, log)
         classifier = None
@@ -220,7 +252,7 @@ class TranslationEvaluator:
         if generator not in GENERATORS:
             raise ValueError(f"--generator must be one of {', '.join(GENERATORS)}, "
                              f"got {generator!r}")
-        return cls(config, test, extractor, parse_metrics(overrides.get("metrics") or e.metrics),
+        return cls(config, test, extractor, metrics,
                    overrides.get("num_samples") or e.num_samples, generator, classifier, log)
 
     def direction_scores(self, task, state, direction: str) -> tuple[dict[str, float], int, int]:
@@ -411,7 +443,7 @@ def main(argv=None) -> None:
     flags.DEFINE_string("checkpoint", "latest", "latest | best | a step number.")
     flags.DEFINE_integer("num_samples", 0, "Generated samples (default: the run's eval.num_samples).",
                          lower_bound=0)
-    flags.DEFINE_string("metrics", "", "Comma-separated subset of fid,kid,is,pr (default: the run's).")
+    flags.DEFINE_string("metrics", "", "Comma-separated subset of fid,kid,is,pr,cas (default: the run's).")
     flags.DEFINE_string("extractor", "", "classifier | classifier:DIR | inception | inception:PATH "
                                          "(default: the run's eval.extractor).")
     flags.DEFINE_enum("generator", "ema", list(GENERATORS),

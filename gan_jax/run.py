@@ -19,7 +19,7 @@ from jax.sharding import Mesh
 from gan_jax import config as config_lib
 from gan_jax import optim, parallel
 from gan_jax.data.image_pairs import make_pair_source
-from gan_jax.data.sources import make_source
+from gan_jax.data.sources import make_source, subset_source
 from gan_jax.state import GANState, create_state
 from gan_jax.tasks import ImageGANTask, build_task
 from gan_jax.train_step import make_train_step
@@ -45,7 +45,8 @@ class Run:
         `make_pair_source(data.dataset)`'s `split`, the train split at data.load_size (when set;
         the step crops it to data.resolution), A and B swapped for data.direction BtoA; a noise-to-image task reads `make_source(data.name)`
         (its split is part of the name), and inpainting (image-to-image on `pair_data` False)
-        reads it for 'train' and `make_source(inpaint.test_data or data.name)` otherwise."""
+        reads it for 'train' and `make_source(inpaint.test_data or data.name)` otherwise; the train
+        split is cut to data.train_fraction of it (`subset_source`)."""
         d = self.config.data
         if self.task.image_to_image and self.task.pair_data:
             size = d.load_size or d.resolution if split == "train" else d.resolution
@@ -54,8 +55,9 @@ class Run:
             return pairs if d.direction == "AtoB" else dataclasses.replace(pairs, a=pairs.b, b=pairs.a)
         name = d.name if split == "train" or not self.task.image_to_image else (
             self.config.inpaint.test_data or d.name)  # inpainting's test split
-        return make_source(name, d.resolution, d.channels, data_dir=d.data_dir or None,
-                           mixed_channels=d.mixed_channels)
+        source = make_source(name, d.resolution, d.channels, data_dir=d.data_dir or None,
+                             mixed_channels=d.mixed_channels)
+        return subset_source(source, d.train_fraction, d.subset_seed) if split == "train" else source
 
     def _init(self) -> GANState:
         return create_state(self.task, self.g_tx, self.d_tx, self.config.train.seed,

@@ -168,6 +168,7 @@ def _restore_newest_readable(checkpoints, step: int | None, kind: str):
 
     import ml_collections
 
+    from gan_jax import config as config_lib
     from gan_jax.config import ConfigError
     from gan_jax.run import build_run
 
@@ -181,7 +182,8 @@ def _restore_newest_readable(checkpoints, step: int | None, kind: str):
                 f"{[s for s in _listed_steps(checkpoints) if failures[s] < 2] or 'none (train first)'}")
         newest = max(steps)
         try:
-            config = ml_collections.ConfigDict(checkpoints.restore_config(newest))
+            config = ml_collections.ConfigDict(
+                config_lib.with_added_keys(checkpoints.restore_config(newest)))
             run = build_run(config, devices=jax.devices()[:1])
             state, _ = checkpoints.restore(run.abstract_state(), parallel.replicated(run.mesh),
                                            newest)

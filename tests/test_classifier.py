@@ -52,7 +52,7 @@ def test_holdout_is_a_fixed_fifth():
 
 @pytest.mark.parametrize("dataset, expected", [
     ("digits", None), ("fashion_mnist", "fashion_mnist:test"), ("fashion_mnist:train", "fashion_mnist:test"),
-    ("fashion_mnist:all", None), ("tfds:mnist", "tfds:mnist:test"), ("tfds:mnist:train", "tfds:mnist:test"),
+    ("fashion_mnist:all", None), ("tfds:mnist", "tfds:mnist:test"), ("digits:train", "digits:test"), ("tfds:mnist:train", "tfds:mnist:test"),
     ("tfds:mnist:train[:50%]", None), ("folder:/x", None)])
 def test_derived_test_spec(dataset, expected):
     assert derived_test_spec(dataset) == expected

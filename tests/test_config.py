@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import ml_collections
 import pytest
 
 from gan_jax import config as config_lib
@@ -137,6 +138,27 @@ def test_image_to_image_configs_saved_before_data_flip_keep_their_flips(recipe, 
     assert config_lib.math_changes(old, new) == []
     new["data"]["flip"] = not flipped
     assert config_lib.math_changes(old, new) == [f"data.flip: {flipped} -> {not flipped}"]
+
+
+def test_workdirs_saved_before_train_fraction_existed_trained_on_all_the_data():
+    new = config_lib.to_plain(digits_dcgan.get_config())
+    old = json.loads(json.dumps(new))
+    del old["data"]["train_fraction"], old["data"]["subset_seed"]
+    assert config_lib.math_changes(old, new) == []
+    new["data"]["train_fraction"] = 0.1
+    assert config_lib.math_changes(old, new) == ["data.train_fraction: 1.0 -> 0.1"]
+
+
+def test_an_older_saved_config_is_read_with_the_added_keys_old_behaviour():
+    """sample/evaluate/export rebuild a run from its saved config: keys added since are filled."""
+    new = config_lib.to_plain(digits_dcgan.get_config())
+    old = json.loads(json.dumps(new))
+    del old["data"]["train_fraction"], old["data"]["subset_seed"], old["data"]["load_size"]
+    del old["train"]["g_batch_size"]
+    expected = json.loads(json.dumps(new))
+    expected["model"]["weight_init"] = "xavier"  # the ResNet's key; unused by this DCGAN
+    assert config_lib.with_added_keys(old) == expected
+    config_lib.validate(ml_collections.ConfigDict(expected))
 
 
 def _train_cli(*args, tmp_path):

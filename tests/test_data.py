@@ -350,3 +350,53 @@ def test_batch_iterator_resume_equals_skip(digits, prefetch):
     resumed.close()
     with pytest.raises(StopIteration):
         next(resumed)
+
+
+# ------------------------------------------------------------------------------ train_fraction
+
+
+def test_subset_keeps_a_fixed_share_of_each_class():
+    from gan_jax.data.sources import subset_indices, subset_source
+
+    labels = np.repeat(np.arange(3), [10, 20, 1]).astype(np.int32)
+    keep = subset_indices(labels, 31, 0.1, seed=5)
+    assert np.bincount(labels[keep]).tolist() == [1, 2, 1]  # round(1), round(2), at least 1
+    np.testing.assert_array_equal(keep, subset_indices(labels, 31, 0.1, seed=5))
+    assert not np.array_equal(keep, subset_indices(labels, 31, 0.1, seed=6))
+    assert len(subset_indices(None, 31, 0.5, seed=0)) == 16
+
+    digits = make_source("digits", 8, 1)
+    subset = subset_source(digits, 0.1, 5)
+    per_class = [max(1, round(0.1 * n)) for n in np.bincount(digits.labels)]
+    assert subset.num_examples == sum(per_class) and subset.num_classes == 10
+    assert np.bincount(subset.labels).tolist() == per_class
+    assert subset.name == "digits[train_fraction=0.1,subset_seed=5]"
+    keep = subset_indices(digits.labels, digits.num_examples, 0.1, 5)
+    np.testing.assert_array_equal(subset.images, digits.images[keep])
+    assert subset_source(digits, 1.0, 5) is digits
+
+
+def test_run_trains_on_the_fraction_and_evaluates_against_all(tiny_config):
+    from gan_jax.config import ConfigError
+    from gan_jax.run import build_run
+
+    tiny_config.data.train_fraction = 0.01
+    source = build_run(tiny_config).data_source()
+    assert np.bincount(source.labels).tolist() == [2] * 10  # round(1% of about 180) per class
+    tiny_config.data.train_fraction = 0.0
+    with pytest.raises(ConfigError, match=r"^config.data.train_fraction: must be in \(0, 1\]$"):
+        build_run(tiny_config)
+
+
+def test_digits_train_and_test_are_the_classifiers_hold_out_parts():
+    from gan_jax.data.sources import holdout_split
+
+    every = make_source("digits", 8, 1)
+    for split, part in (("train", 0), ("test", 1)):
+        source = make_source(f"digits:{split}", 8, 1)
+        keep = holdout_split(1797)[part]
+        assert source.name == f"digits:{split}" and source.num_examples == len(keep)
+        np.testing.assert_array_equal(source.images, every.images[keep])
+        np.testing.assert_array_equal(source.labels, every.labels[keep])
+    with pytest.raises(DataError, match="^unknown digits split in 'digits:x'; use 'digits', 'digits:train'"):
+        make_source("digits:x", 8, 1)

@@ -161,7 +161,7 @@ def trained_workdir(tiny_config_file, tmp_path_factory):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--metrics=fid,bogus"], "error: unknown metric(s) bogus; choose from fid, kid, is, pr"),
+    (["--metrics=fid,bogus"], "error: unknown metric(s) bogus; choose from fid, kid, is, pr, cas"),
     (["--metrics=fid", "--num_samples=1"], "error: fid needs at least 2 generated samples"),
     (["--extractor=inception:/nonexistent/w.pth"], "curl -L -o /nonexistent/w.pth"),
     (["--checkpoint=3"], "error: no checkpoint 3 in"),

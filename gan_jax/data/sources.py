@@ -163,16 +163,33 @@ def prepare_images(images: np.ndarray, resolution: int, channels: int,
 # Source factories: (argument after 'name:', resolution, channels, data_dir) -> ImageSource.
 
 
+HOLDOUT_FRACTION = 0.2
+HOLDOUT_SEED = 0  # fixed, not a training seed: every classifier of a data set has one test set
+
+
+def holdout_split(num_examples: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train, test) sorted example indices: the last 20% of a fixed permutation is the test set."""
+    order = np.random.default_rng(HOLDOUT_SEED).permutation(num_examples)
+    num_test = max(1, round(num_examples * HOLDOUT_FRACTION))
+    return np.sort(order[:-num_test]), np.sort(order[-num_test:])
+
+
 def _digits_source(arg: str, resolution: int, channels: int, data_dir: str | None) -> ImageSource:
-    """scikit-learn's 1,797 8x8 handwritten digits (values 0..16), labels 0..9."""
+    """scikit-learn's 1,797 8x8 handwritten digits (values 0..16), labels 0..9; 'digits:train'
+    and 'digits:test' are the two parts of `holdout_split` (the classifier's test set)."""
     from sklearn.datasets import load_digits
 
-    if arg:
-        raise DataError(f"'digits' takes no argument, got 'digits:{arg}'; use 'digits'")
+    if arg not in ("", "train", "test"):
+        raise DataError(f"unknown digits split in 'digits:{arg}'; use 'digits', 'digits:train' "
+                        "or 'digits:test'")
     digits = load_digits()
     images = digits.images.astype(np.float32)[..., None] * (255.0 / 16.0)
+    labels = digits.target.astype(np.int32)
+    if arg:
+        keep = holdout_split(len(labels))[arg == "test"]
+        images, labels = images[keep], labels[keep]
     prepared = prepare_images(images, resolution, channels, Image.Resampling.BILINEAR)
-    return ArraySource("digits", prepared, digits.target.astype(np.int32), num_classes=10)
+    return ArraySource(f"digits:{arg}" if arg else "digits", prepared, labels, num_classes=10)
 
 
 _FASHION_SPLITS = {"train": ("train",), "test": ("t10k",), "all": ("train", "t10k")}
@@ -326,6 +343,31 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         else:
             array = np.asarray(image.convert("L" if image.mode in _GRAY_MODES else "RGB"))
     return array[..., None] if array.ndim == 2 else array
+
+
+def subset_indices(labels: np.ndarray | None, num_examples: int, fraction: float, seed: int
+                   ) -> np.ndarray:
+    """Sorted indices of a fixed `fraction` of the examples, drawn with `seed`: per class when
+    `labels` are given (round(fraction * class size), at least 1 of each class), else overall."""
+    rng = np.random.default_rng(seed)
+    if labels is None:
+        return np.sort(rng.permutation(num_examples)[:max(1, round(fraction * num_examples))])
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:max(1, round(fraction * n))]
+              for c, n in zip(*np.unique(labels, return_counts=True))]
+    return np.sort(np.concatenate(chosen))
+
+
+def subset_source(source: ArraySource, fraction: float, seed: int) -> ArraySource:
+    """The in-memory `source` cut to `subset_indices` (the whole source for fraction 1)."""
+    if fraction >= 1:
+        return source
+    if not isinstance(source, ArraySource):
+        raise DataError(f"data.train_fraction < 1 needs an in-memory data set (digits, "
+                        f"fashion_mnist, folder:), not {source.name}")
+    keep = subset_indices(source.labels, source.num_examples, fraction, seed)
+    return ArraySource(f"{source.name}[train_fraction={fraction},subset_seed={seed}]",
+                       source.images[keep], None if source.labels is None else source.labels[keep],
+                       source.num_classes)
 
 
 SOURCES: dict[str, Callable[[str, int, int, str | None], ImageSource]] = {

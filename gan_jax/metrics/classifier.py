@@ -29,7 +29,7 @@ import optax
 
 from gan_jax import images
 from gan_jax.data.pipeline import batch_indices
-from gan_jax.data.sources import DataError, ImageSource, make_source
+from gan_jax.data.sources import DataError, ImageSource, holdout_split, make_source
 from gan_jax.models.layers import Conv
 
 ARCHITECTURE = "cnn-v1"  # bump when Classifier changes: it is part of every fingerprint
@@ -37,8 +37,6 @@ WIDTH = 32
 BATCH_SIZE = 64
 LEARNING_RATE = 2e-3  # Adam, cosine-decayed to 0 over the run
 DEFAULT_STEPS = 1000
-HOLDOUT_FRACTION = 0.2
-HOLDOUT_SEED = 0  # fixed, not the training seed: every classifier of a data set has one test set
 EVAL_BATCH_SIZE = 256
 MIN_RESOLUTION = 8
 PARAMS_FILE = "classifier.msgpack"
@@ -72,21 +70,16 @@ class Classifier(nn.Module):
 
 def derived_test_spec(dataset: str) -> str | None:
     """The test split of `dataset` ('fashion_mnist' -> 'fashion_mnist:test', 'tfds:x[:train]' ->
-    'tfds:x:test'), or None where it has none and a held-out part of it is the test set."""
+    'tfds:x:test', 'digits:train' -> 'digits:test'), or None where it has none and a held-out part of it is the test set."""
     name, _, arg = dataset.partition(":")
     if name == "fashion_mnist" and arg in ("", "train"):
         return "fashion_mnist:test"
+    if dataset == "digits:train":
+        return "digits:test"
     tfds_name, _, split = arg.partition(":")
     if name == "tfds" and tfds_name and split in ("", "train"):
         return f"tfds:{tfds_name}:test"
     return None
-
-
-def holdout_split(num_examples: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train, test) sorted example indices: the last 20% of a fixed permutation is the test set."""
-    order = np.random.default_rng(HOLDOUT_SEED).permutation(num_examples)
-    num_test = max(1, round(num_examples * HOLDOUT_FRACTION))
-    return np.sort(order[:-num_test]), np.sort(order[-num_test:])
 
 
 def labelled_source(spec: str, resolution: int, channels: int,
@@ -300,3 +293,15 @@ class ClassifierExtractor:
             out["features"][start:start + len(chunk)] = features[:len(chunk)]
             out["logits"][start:start + len(chunk)] = logits[:len(chunk)]
         return out
+
+
+def fit_and_test(train: ImageSource, train_idx: np.ndarray, test: ImageSource,
+                 test_idx: np.ndarray, steps: int, seed: int, feature_dim: int = 128) -> float:
+    """Test accuracy on test[test_idx] of a fresh classifier trained `steps` steps on
+    train[train_idx] (batches and init from `seed`); the same arguments give the same number."""
+    model = Classifier(train.num_classes, feature_dim, WIDTH)
+    params = fit(model, train, train_idx, steps, seed)
+    meta = {"num_classes": train.num_classes, "feature_dim": feature_dim, "width": WIDTH,
+            "resolution": train.image_shape[0], "channels": train.image_shape[2],
+            "dataset": train.name, "params_sha256": ""}
+    return accuracy(ClassifierExtractor(params, meta), test, test_idx)

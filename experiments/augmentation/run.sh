@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# The GAN data augmentation experiment (see README.md): 2 data sets x 3 real-data budgets x 3 seeds,
+# a conditional GAN trained on each subset, the classifier on real / real + synthetic / synthetic.
+#   experiments/augmentation/run.sh [OUT] [--smoke]     # OUT default runs/augmentation; resumable
+# Writes OUT/scores.jsonl and, unless --smoke, results.md, results.svg and commit.txt here.
+set -euo pipefail
+OUT=${1:-runs/augmentation}
+shift || true
+HERE=$(cd "$(dirname "$0")" && pwd)
+PYTHON=${PYTHON:-python}
+# every GAN run and classifier has the same shapes: compile each once (a cache kept in OUT)
+export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$OUT/xla_cache}
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
+if [ "${1:-}" != "--smoke" ]; then
+  git -C "$HERE" describe --always --dirty > "$HERE/commit.txt"
+fi
+time "$PYTHON" "$HERE/augment.py" --out="$OUT" "$@"
