@@ -25,6 +25,7 @@ import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gan_jax.models.equalized import fir_filter, upsample_2x
 
@@ -51,7 +52,9 @@ SATURATION_STD = 1.0    # log2 std
 (XFLIP, ROTATE90, XINT, SCALE, PRE_ROTATE, ANISO, POST_ROTATE, XFRAC,
  BRIGHTNESS, CONTRAST, LUMAFLIP, HUE, SATURATION) = range(13)
 NUM_OPS = 13
-LUMA_AXIS = jnp.array([1.0, 1.0, 1.0, 0.0]) / math.sqrt(3)  # v of the colour ops
+# v of the colour ops; NumPy, so importing this module starts no JAX backend (multi-process
+# runs must call jax.distributed.initialize first)
+LUMA_AXIS = np.array([1.0, 1.0, 1.0, 0.0], np.float32) / np.float32(math.sqrt(3))
 
 
 # --- homogeneous matrices (training/augment.py's helpers) ---------------------------------------

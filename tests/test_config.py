@@ -45,7 +45,7 @@ def _set(config, key, value):
     ("data.resolution", 20, "config.data.resolution: DCGAN cannot produce 20x20 images"),
     ("data.channels", 2, "config.data.channels: must be 1 (grayscale) or 3 (RGB)"),
     ("loss.name", "wasserstein", "config.loss.name: 'wasserstein' is not one of hinge, lsgan"),
-    ("model.name", "unet", "config.model.name: 'unet' is not one of cyclegan, dcgan, mlp"),
+    ("model.name", "unet", "config.model.name: 'unet' is not one of cyclegan, dcgan, inpainting, mlp"),
     ("optim.d.name", "lion", "config.optim.d.name: 'lion' is not one of adam, adamw"),
     ("optim.g.schedule", "cosine", "config.optim.g.decay_steps: must be > 0 for schedule 'cosine'"),
     ("optim.g.learning_rate", 0.0, "config.optim.g.learning_rate: must be > 0"),

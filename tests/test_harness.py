@@ -16,3 +16,14 @@ def test_the_suite_deletes_its_compilation_cache(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout
     assert not list(tmp_path.glob("gan_jax_xla_cache_*"))
+
+
+def test_importing_the_commands_starts_no_jax_backend():
+    """Multi-process runs call jax.distributed.initialize after the imports; a module-level JAX
+    array anywhere in them (ada.py's once did) starts the backend first and the run fails."""
+    code = ("import gan_jax.train, gan_jax.sample, gan_jax.evaluate, gan_jax.translate, "
+            "gan_jax.export, gan_jax.ada, gan_jax.masks, gan_jax.tasks\n"
+            "from jax._src import xla_bridge\n"
+            "assert not xla_bridge.backends_are_initialized()")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr

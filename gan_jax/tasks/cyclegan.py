@@ -124,6 +124,7 @@ class CycleGANTask:
     flip: bool = False
 
     image_to_image = True
+    g_reg_every = 0  # no lazy G regulariser (train_step: StyleGAN2's path length)
     directions = ("a2b", "b2a")
     pair_data = True  # reads a pair source ({'a', 'b'})
     separate_r1 = False

@@ -77,6 +77,7 @@ class InpaintingTask:
     valid_weight: float = 1.0
 
     image_to_image = True
+    g_reg_every = 0  # no lazy G regulariser (train_step: StyleGAN2's path length)
     pair_data = False  # reads a noise-to-image source ({'image'}), not pairs
     directions = ("fill",)
     num_classes = 0

@@ -66,6 +66,7 @@ class Pix2PixTask:
     gan_weight: float = 1.0
 
     image_to_image = True
+    g_reg_every = 0  # no lazy G regulariser (train_step: StyleGAN2's path length)
     directions = ("a2b",)
     pair_data = True  # reads a pair source ({'a', 'b'})
     num_classes = 0
