@@ -212,3 +212,43 @@ def test_an_image_to_image_workdir_points_to_translate(tmp_path):
                                          r"gan_jax.translate --workdir="):
         export(workdir, tmp_path / "x", ExportSpec(4, seed=0), progress=False)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_a_real_kill_9_mid_export_then_the_same_command_equals_an_unbroken_export(workdir,
+                                                                                  tmp_path):
+    """`python -m gan_jax.export` killed with SIGKILL as soon as its first chunk is recorded; the
+    same command again finishes the set, and every file equals an unbroken export's bytes."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    def command(out):
+        return [sys.executable, "-m", "gan_jax.export", f"--workdir={workdir}", f"--out={out}",
+                "--num=512", "--seed=5", "--batch=8", "--chunk=8", "--format=folder"]
+
+    out = tmp_path / "killed"
+    process = subprocess.Popen(command(out), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 300
+    while not list(out.glob(".parts/*.done")):
+        assert process.poll() is None, process.stderr.read().decode()
+        assert time.monotonic() < deadline, "no chunk finished in 300 s"
+        time.sleep(0.005)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    done = len(list((out / ".parts").glob("*.done")))
+    assert process.returncode == -signal.SIGKILL and 1 <= done < 64, (process.returncode, done)
+    assert not json.loads((out / "manifest.json").read_text())["complete"]
+
+    subprocess.run(command(out), check=True, capture_output=True)
+    unbroken = tmp_path / "unbroken"
+    subprocess.run(command(unbroken), check=True, capture_output=True)
+    files = sorted(p.relative_to(unbroken) for p in unbroken.rglob("*")
+                   if p.is_file() and p.name != "manifest.json")
+    assert len([f for f in files if f.suffix == ".png"]) == 512
+    assert sorted(p.relative_to(out) for p in out.rglob("*")
+                  if p.is_file() and p.name != "manifest.json") == files
+    for name in files:
+        assert (out / name).read_bytes() == (unbroken / name).read_bytes(), name
+    assert json.loads((out / "manifest.json").read_text())["complete"]
