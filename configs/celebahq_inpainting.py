@@ -7,8 +7,8 @@ Set the folders on the command line:
     --config.data.name=folder:/data/celebahq/train --config.inpaint.test_data=folder:/data/celebahq/val
 
 * G: two-stage gated-conv coarse-to-fine network, width 24 (the reference's cnum 48 halved by
-  the gates; mmagic channel_factor 0.75), dilations 2, 4, 8, 16; contextual attention left out
-  (see gan_jax/models/inpainting.py).
+  the gates; mmagic channel_factor 0.75), dilations 2, 4, 8, 16; contextual attention in the
+  refinement stage (see gan_jax/models/inpainting.py).
 * D: SN-PatchGAN, 6 convs 5x5 stride 2, 64-128-256-256-256-256 (MultiLayerDiscriminator,
   num_convs 6, max_channels 256), on (image, mask).
 * Losses: hinge, G's GAN term at 0.1; L1 over hole and valid pixels at 1.0 each, both stages.

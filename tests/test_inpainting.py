@@ -1,5 +1,5 @@
-"""Inpainting (gan_jax/tasks/inpainting.py, gan_jax/models/inpainting.py): gated conv, the
-composited output, training determinism, resume and device counts."""
+"""Inpainting (gan_jax/tasks/inpainting.py, gan_jax/models/inpainting.py): gated conv,
+contextual attention, the composited output, training determinism, resume and device counts."""
 
 import jax
 import jax.numpy as jnp
@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from gan_jax.configs import fashion_inpainting
-from gan_jax.models.inpainting import GatedConv, same_padding
+from gan_jax.models.inpainting import (GatedConv, attention_weights, contextual_attention,
+                                       resize_nearest, same_padding)
 from gan_jax.tasks import build_task
 from gan_jax.train import train_and_evaluate
 
@@ -58,6 +59,70 @@ def test_gated_conv_matches_hand_computation():
             f, g = np.einsum("hwc,hwco->o", padded[i:i + 3, j:j + 3], kernel) + bias
             want[i, j] = (f if f > 0 else np.expm1(f)) / (1.0 + np.exp(-g))
     np.testing.assert_allclose(np.asarray(y)[0, ..., 0], want, rtol=1e-5, atol=1e-6)
+
+
+def reference_attention_weights(f: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """inpaint_ops.py's `contextual_attention` scores, fuse and softmax, computed by loops over
+    flat indices on one example: f (h, w, C) downscaled, m (h, w) -> (h, w, h * w)."""
+    h, w, _ = f.shape
+    n = h * w
+    fp, mp = np.pad(f, ((1, 1), (1, 1), (0, 0))), np.pad(m, 1)
+    patches = [fp[i:i + 3, j:j + 3] for i in range(h) for j in range(w)]
+    s = np.array([[np.sum(a * b) / max(np.sqrt(np.sum(b * b)), 1e-4) for b in patches]
+                  for a in patches])
+
+    def fuse(s):
+        return np.array([[sum(s[i + d, j + d] for d in (-1, 0, 1) if 0 <= i + d < n and
+                              0 <= j + d < n) for j in range(n)] for i in range(n)])
+
+    columns = [i * w + j for j in range(w) for i in range(h)]  # column-major order
+    s = fuse(s)
+    s[np.ix_(columns, columns)] = fuse(s[np.ix_(columns, columns)])
+    known = np.array([mp[i:i + 3, j:j + 3].mean() == 0 for i in range(h) for j in range(w)])
+    e = np.exp(10.0 * s * known - np.max(10.0 * s * known, axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True) * known).reshape(h, w, n)
+
+
+def test_contextual_attention_weights_match_the_reference_loops():
+    rng = np.random.default_rng(0)
+    f = np.maximum(rng.normal(size=(2, 4, 5, 3)), 0).astype(np.float32)  # ReLU features
+    m = np.zeros((2, 4, 5, 1), np.float32)
+    m[0, 1:3, 3:5], m[1, 0, 0] = 1, 1
+    got = np.asarray(attention_weights(jnp.asarray(f), jnp.asarray(m)))
+    for b in range(2):
+        np.testing.assert_allclose(got[b], reference_attention_weights(f[b], m[b, ..., 0]),
+                                   rtol=1e-4, atol=1e-6)
+
+
+def test_contextual_attention_rebuilds_a_hole_from_its_known_copy():
+    """Features whose right half repeats the left; a hole in the right half is rebuilt from the
+    left half's copy: weight ~1 on the copy, 0 on every patch touching the hole."""
+    rng = np.random.default_rng(1)
+    small = rng.normal(size=(8, 6, 4))
+    blocks = np.concatenate([small, small], axis=1)  # (8, 12, 4)
+    x = np.repeat(np.repeat(blocks, 2, 0), 2, 1)[None].astype(np.float32)  # (1, 16, 24, 4)
+    mask = np.zeros((1, 16, 24, 1), np.float32)
+    mask[0, 6:8, 16:18] = 1  # block (3, 8)
+    y = np.asarray(contextual_attention(jnp.asarray(x), jnp.asarray(mask)))
+    assert y.shape == x.shape
+    np.testing.assert_allclose(y[0, 6:8, 16:18], x[0, 6:8, 16:18], atol=1e-4)
+    weights = np.asarray(attention_weights(jnp.asarray(blocks[None], jnp.float32),
+                                           resize_nearest(jnp.asarray(mask), 8, 12)))[0]
+    touching = [r * 12 + c for r in range(2, 5) for c in range(7, 10)]
+    assert np.all(weights[..., touching] == 0)
+    for r in range(2, 5):
+        for c in range(7, 10):
+            assert weights[r, c, r * 12 + c - 6] > 0.999
+
+
+def test_contextual_attention_gradients_are_finite_and_flow():
+    x = np.zeros((1, 8, 8, 2), np.float32)  # zero patches: the norm's floor
+    x[0, :4, :4] = np.arange(32, dtype=np.float32).reshape(4, 4, 2) / 32
+    mask = np.zeros((1, 8, 8, 1), np.float32)
+    mask[0, 4:, 4:] = 1
+    grad = jax.grad(lambda v: jnp.sum(contextual_attention(v, jnp.asarray(mask)) ** 2))(
+        jnp.asarray(x))
+    assert np.all(np.isfinite(grad)) and np.any(grad[0, :4, :4] != 0)
 
 
 def test_fill_keeps_known_pixels_bitwise():

@@ -17,8 +17,17 @@ Convolution"), layer by layer as JiahuiYu/generative_inpainting `inpaint_model.p
 * Refinement (stage 2) on the composited coarse result x1 * m + x * (1 - m) (3 channels): a
   dilated branch (5x5 w, 3x3/2 w, 2w, 3x3/2 2w, 4w, 4w, dilated 4w x4) and an attention branch
   (5x5 w, 3x3/2 w, 2w, 3x3/2 4w, 4w, 4w with ReLU features, contextual attention, 4w, 4w),
-  concatenated, then the coarse network's decoder. Deviation, named: the contextual attention step (`contextual_attention`) is
-  left out; the attention branch's convs run without it.
+  concatenated, then the coarse network's decoder.
+* Contextual attention (`contextual_attention` in inpaint_ops.py, as build_inpaint_net calls it:
+  ksize 3, stride 1, rate 2, fuse_k 3, softmax_scale 10, foreground = background = the features,
+  the mask resized to them): features and mask downscaled by `rate` (TF1's nearest resize with
+  align_corners, neuralgym's `resize`); every 3x3 patch of the downscaled map scored against every
+  3x3 background patch divided by its norm (the reference normalises the background patches
+  only); scores propagated along both diagonals (`fuse`, identity kernel of fuse_k, once in
+  row-major and once in column-major order); patches touching the hole zeroed before and after a
+  softmax of scale 10; the weights paste the full-resolution 2*rate x 2*rate patches at stride
+  `rate` (transposed conv), divided by 4. One mask per example (the reference: one per batch);
+  the offset-flow picture is left out.
 * SN-PatchGAN D (`dis_conv`, `build_sn_patch_gan_discriminator`): `n_layers` (reference 6) 5x5
   stride-2 'SAME' convs, widths ndf * min(2^i, 4) (64, 128, 256, 256, 256, 256), spectral norm
   (`models.resnet.spectral_normalize`, 'spectral' collection), LeakyReLU 0.2 after every conv
@@ -33,6 +42,7 @@ from typing import Callable
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gan_jax.models.layers import conv, upsample
 from gan_jax.models.resnet import spectral_normalize
@@ -56,6 +66,71 @@ def _conv2d(x: Array, kernel: Array, stride: int, rate: int) -> Array:
         return conv(x, kernel, (stride, stride), pads)
     return jax.lax.conv_general_dilated(x, kernel, (stride, stride), pads, rhs_dilation=(rate, rate),
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def resize_nearest(x: Array, height: int, width: int) -> Array:
+    """TF1 `resize_nearest_neighbor(align_corners=True)` (neuralgym `resize`'s default), NHWC:
+    output row i is input row round(i * (H - 1) / (height - 1)), columns alike."""
+    def rows(size: int, new: int) -> np.ndarray:
+        scale = (size - 1) / (new - 1) if new > 1 else 0.0
+        return np.minimum(np.floor(np.arange(new) * scale + 0.5).astype(int), size - 1)
+
+    return x[:, rows(x.shape[1], height)][:, :, rows(x.shape[2], width)]
+
+
+def extract_patches(x: Array, size: int, stride: int) -> Array:
+    """`tf.extract_image_patches` with 'SAME' zero padding: (B, H, W, C) -> (B, h * w, size,
+    size, C), the patches in row-major order of their top-left corners."""
+    pads = [same_padding(n, size, stride) for n in x.shape[1:3]]
+    p = jax.lax.conv_general_dilated_patches(x, (size, size), (stride, stride), pads,
+                                             dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return p.reshape(x.shape[0], -1, x.shape[-1], size, size).transpose(0, 1, 3, 4, 2)
+
+
+def fuse_scores(scores: Array, k: int) -> Array:
+    """The reference's `fuse`: (..., F, L) -> (..., F, L), the 'SAME' convolution of the score
+    matrix with a k x k identity kernel, out[i, j] = sum_d scores[i + d, j + d] (zero outside)."""
+    lo = (k - 1) // 2
+    padded = jnp.pad(scores, [(0, 0)] * (scores.ndim - 2) + [(lo, k - 1 - lo)] * 2)
+    f, n = scores.shape[-2:]
+    return sum(padded[..., d:d + f, d:d + n] for d in range(k))
+
+
+def attention_weights(features: Array, mask: Array, ksize: int = 3, fuse_k: int = 3,
+                      softmax_scale: float = 10.0) -> Array:
+    """Contextual attention's weights on an already downscaled map: features (B, h, w, C), mask
+    (B, h, w, 1) with 1 = missing -> (B, h, w, h * w), weight of background patch l (row-major) at
+    each location; 0 for every patch that touches the hole (see the module docstring)."""
+    b, h, w, _ = features.shape
+    patches = extract_patches(features, ksize, 1).reshape(b, h * w, -1)
+    # max(|p|, 1e-4) as sqrt(max(|p|^2, 1e-8)): the same value, finite gradients at |p| = 0
+    normed = patches / jnp.sqrt(jnp.maximum(jnp.sum(patches ** 2, -1, keepdims=True), 1e-8))
+    scores = fuse_scores(jnp.einsum("bik,blk->bil", patches, normed), fuse_k)
+    scores = scores.reshape(b, h, w, h, w).transpose(0, 2, 1, 4, 3).reshape(b, h * w, h * w)
+    scores = fuse_scores(scores, fuse_k)  # the same along columns
+    scores = scores.reshape(b, w, h, w, h).transpose(0, 2, 1, 4, 3).reshape(b, h, w, h * w)
+    known = jnp.all(extract_patches(mask, ksize, 1) == 0, axis=(2, 3, 4))[:, None, None, :]
+    return jax.nn.softmax(jnp.where(known, scores, 0.0) * softmax_scale, axis=-1) * known
+
+
+def contextual_attention(features: Array, mask: Array, rate: int = 2) -> Array:
+    """DeepFill's contextual attention of a feature map on itself: features (B, H, W, C), mask
+    (B, H, W, 1) at their size, 1 = missing -> (B, H, W, C), every location rebuilt from the
+    known patches it matches (see the module docstring); pure, differentiable."""
+    b, height, width, channels = features.shape
+    h, w = height // rate, width // rate
+    weights = attention_weights(resize_nearest(features, h, w), resize_nearest(mask, h, w))
+    size = 2 * rate
+    raw = extract_patches(features, size, rate)  # (B, h * w, size, size, C)
+    # the transposed conv of the weights with the raw patches (HWIO of the forward conv: I = C)
+    pads = []
+    for full, n in ((height, h), (width, w)):
+        lo = size - 1 - same_padding(full, size, rate)[0]
+        pads.append((lo, full - (n - 1) * rate - 1 - lo + size - 1))
+    paste = lambda y, k: jax.lax.conv_transpose(
+        y[None], k, (rate, rate), pads, dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        transpose_kernel=True)[0]
+    return jax.vmap(paste)(weights, raw.transpose(0, 2, 3, 4, 1)) / 4.0
 
 
 class GatedConv(nn.Module):
@@ -157,7 +232,8 @@ class TwoStageGenerator(nn.Module):
         xnow = coarse * mask + x * (1.0 - mask)
         hallucinated = Encoder((w, w, 2 * w, 2 * w, 4 * w, 4 * w), self.dilations)(xnow)
         attended = Encoder((w, w, 2 * w, 4 * w, 4 * w, 4 * w), last_activation=nn.relu)(xnow)
-        attended = GatedConv(4 * w)(GatedConv(4 * w)(attended))  # contextual attention left out
+        attended = contextual_attention(attended, resize_nearest(mask, *attended.shape[1:3]))
+        attended = GatedConv(4 * w)(GatedConv(4 * w)(attended))
         refined = Decoder(w, self.out_channels)(jnp.concatenate([hallucinated, attended], -1))
         return coarse, refined
 

@@ -20,10 +20,8 @@ TensorFlow reference's `build_graph_with_losses` (one spectral-norm power iterat
 The L1 sums are normalised by the global batch's pixel count (gathered over devices), so the
 loss is the reference's whatever the device count.
 
-Deviations, named:
-* The D step and the G step each draw their own masks (their own key streams) and run G each;
-  the reference runs G once per iteration for both updates.
-* The contextual attention of the refinement stage is left out (models/inpainting.py).
+Deviation, named: the D step and the G step each draw their own masks (their own key streams)
+and run G each; the reference runs G once per iteration for both updates.
 """
 
 from __future__ import annotations
