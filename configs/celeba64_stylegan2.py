@@ -2,7 +2,8 @@
 NVlabs' stylegan2-ada-pytorch train.py picks for a 64 px data set on 8 GPUs (`--cfg=auto`):
 2 mapping layers, channel_base 16384 (256 channels at 64 px, 512 below), minibatch stddev groups
 of 4, batch 64, Adam lr 0.0025, R1 gamma 0.0002 * 64**2 / 64 = 0.0128 every 16 steps, G EMA
-half-life 20 kimg, style mixing 0.9 (path length regularisation is not implemented here).
+half-life 20 kimg, style mixing 0.9, path length regularisation weight 2 every 4 steps (NVlabs'
+default; training/loss.py).
 """
 
 from gan_jax.configs import base
@@ -27,6 +28,8 @@ def get_config():
     config.loss.r1_weight = 0.0128
     config.loss.r1_every = 16
     config.loss.r1_mode = "separate"
+    config.loss.pl_weight = 2.0
+    config.loss.pl_every = 4
     base.lazy_adam(config.optim.g, 0.0025, 0.0, 0.99, 4)
     base.lazy_adam(config.optim.d, 0.0025, 0.0, 0.99, 16)
     config.train.batch_size = 64

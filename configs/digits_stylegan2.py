@@ -32,7 +32,7 @@ def get_config():
     config.train.num_steps = 4000
     config.train.log_every_steps = 96  # a multiple of r1_every, so the logged r1 is a real value
 
-    # G: reg interval 4 in NVlabs (path length reg., not implemented here; the lr factor is kept)
+    # G: reg interval 4 as NVlabs (whose cifar config also keeps it with path length off)
     base.lazy_adam(config.optim.g, 0.0025, 0.0, 0.99, 4)
     base.lazy_adam(config.optim.d, 0.0025, 0.0, 0.99, 16)
     config.ema.decay = 0.999

@@ -1,8 +1,8 @@
 """StyleGAN2 at 256x256 from a folder of images (e.g. FFHQ downscaled to 256 px), with NVlabs'
 `--cfg=paper256` (the 256 px setting of the ADA paper): 8 mapping layers, channel_base 16384
 (64 channels at 256 px ... 512 at 32 px and below), minibatch stddev groups of 8, batch 64, Adam lr
-0.0025, R1 gamma 1 every 16 steps, G EMA half-life 20 kimg, style mixing 0.9 (path length
-regularisation is not implemented here).
+0.0025, R1 gamma 1 every 16 steps, G EMA half-life 20 kimg, style mixing 0.9, path length
+regularisation weight 2 every 4 steps (NVlabs' default; training/loss.py).
 
 Set the folder on the command line: --config.data.name=folder:/data/ffhq256
 """
@@ -29,6 +29,8 @@ def get_config():
     config.loss.r1_weight = 1.0
     config.loss.r1_every = 16
     config.loss.r1_mode = "separate"
+    config.loss.pl_weight = 2.0
+    config.loss.pl_every = 4
     base.lazy_adam(config.optim.g, 0.0025, 0.0, 0.99, 4)
     base.lazy_adam(config.optim.d, 0.0025, 0.0, 0.99, 16)
     config.train.batch_size = 64

@@ -3,6 +3,8 @@ catalogue): NVlabs' `--cfg=auto` at 64 px on one GPU (stylegan2-ada-pytorch trai
 min(4096 // 64, 32) = 32, minibatch-stddev group 4, channel base 0.5 * 32768, 2 mapping layers,
 Adam lr 0.0025 betas (0, 0.99), R1 gamma 0.0002 * 64^2 / 32 = 0.0256 every 16 steps, G EMA
 half-life 32 * 10 / 32 = 10 kimg) with `--aug=ada` (bgc, target 0.6) and path length weight 2.
+Deviations: no EMA ramp-up (auto: the half-life is min(10 kimg, 0.05 * images seen)), no
+fp16 layers.
 
 Set the folder on the command line: --config.data.name=folder:/data/my_images
 """

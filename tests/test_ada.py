@@ -159,3 +159,36 @@ def test_fixed_p_mode_never_moves():
     ctl = ada.AdaController(target=None, initial_p=0.3)
     state = ctl.update(ctl.init_state(), jnp.float32(4), jnp.float32(4))
     assert float(state["p"]) == np.float32(0.3)
+
+
+# --- data parallel: the same p and the same training on 8 devices as on 1 -----------------------
+
+@pytest.mark.slow  # two compiles, one of them for 8 devices
+def test_ada_on_eight_devices_matches_one_device(tiny_config, tmp_path):
+    """Each example is augmented from its own (global) key and D's real signs are summed over all
+    devices, so r_t is the same on 8 devices as on 1 and so is p's trajectory, to 1 ulp (XLA may
+    compute count / (kimg * 1000) as a product with the reciprocal in one program and not in the
+    other), and the trained state agrees."""
+    import json
+
+    from gan_jax.train import train_and_evaluate
+
+    tiny_config.model.g_norm = tiny_config.model.d_norm = "layer"  # no per-device statistics
+    a = tiny_config.augment
+    a.kind, a.p, a.ada_target, a.ada_interval, a.ada_kimg = "ada", 0.5, 0.6, 1, 0.16
+    tiny_config.train.log_every_steps = 1
+    runs = {n: train_and_evaluate(tiny_config, tmp_path / str(n), devices=jax.devices()[:n],
+                                  progress=False) for n in (1, 8)}
+    logged = {n: np.array([(line["ada_p"], line["ada_rt"])
+                           for line in map(json.loads, (tmp_path / str(n) / "metrics.jsonl").open())])
+              for n in (1, 8)}
+    assert logged[1].shape == (4, 2)
+    np.testing.assert_array_equal(logged[1][:, 1], logged[8][:, 1])  # r_t: sign counts
+    np.testing.assert_allclose(logged[1][:, 0], logged[8][:, 0], rtol=1e-7)
+    # each step moves p by 16 images / 160 = 0.1 (p starts at 0.5: never clamped in 4 steps)
+    np.testing.assert_allclose(np.abs(np.diff(np.concatenate([[0.5], logged[1][:, 0]]))), 0.1,
+                               rtol=1e-5)
+    np.testing.assert_allclose(runs[1].task_state["ada"]["p"], runs[8].task_state["ada"]["p"],
+                               rtol=1e-7)
+    for x, y in zip(jax.tree.leaves(runs[1].g_params), jax.tree.leaves(runs[8].g_params)):
+        np.testing.assert_allclose(x, y, rtol=2e-4, atol=2e-6)

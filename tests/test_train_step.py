@@ -1,12 +1,16 @@
-"""The train step writes back exactly what a task declares for each step."""
+"""The train step: it writes back exactly what a task declares, and its lazy G regulariser."""
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+import optax
 import pytest
 from jax.sharding import PartitionSpec as P
 
-from gan_jax import parallel
-from gan_jax.train_step import write_back
+from gan_jax import optim, parallel
+from gan_jax.configs import base
+from gan_jax.state import GANState
+from gan_jax.train_step import make_train_step, write_back
 
 HELD = {"g_state": {"batch_stats": jnp.float32(1.0), "w_avg": jnp.float32(2.0)},
         "d_state": {"batch_stats": jnp.float32(3.0)}, "task_state": {"pool": jnp.int32(4)}}
@@ -29,3 +33,52 @@ def test_an_undeclared_or_missing_write_is_refused_at_trace_time():
         write_back(HELD, {"g_state": {}, "d_state": {}}, ("g_state",), "generator_loss")
     with pytest.raises(ValueError, match=r"wrote back \[\] but the task declares \['task_state'\]"):
         write_back(HELD, {}, ("task_state",), "discriminator_loss")
+
+
+class _QuadraticTask:
+    """G's params w; G loss sum(w), its lazy regulariser sum(w^2) every 4 steps; D learns nothing."""
+
+    separate_r1, r1_every, g_reg_every, ema_collections = False, 1, 4, "copy"
+    d_step_writes = g_step_writes = g_reg_writes = ()
+
+    def resets_optimizers(self, step):
+        return jnp.zeros((), bool)
+
+    def discriminator_loss(self, d_params, d_state, g_params, g_state, batch, keys, step, task_state):
+        return 0.0 * jnp.sum(d_params["v"]), ({}, {})
+
+    def generator_loss(self, g_params, g_state, d_params, d_state, batch, keys, step, task_state):
+        return jnp.sum(g_params["w"]), ({}, {})
+
+    def g_reg_loss(self, g_params, g_state, keys, step, task_state):
+        return jnp.sum(jnp.square(g_params["w"])), ({}, {"pl": jnp.float32(1.0)})
+
+
+@pytest.mark.parametrize("step, reg", [(3, True), (4, False)])
+def test_lazy_g_regulariser_is_a_second_update_of_nvlabs_lazy_adam(step, reg):
+    """On steps s with (s + 1) % 4 == 0, G takes its main Adam update, then one on the
+    regulariser with the same optimizer, whose lr and betas a StyleGAN2 recipe scales by 4/5
+    (stylegan2-ada-pytorch training_loop.py: Gmain and Greg share one Adam(lr * mb_ratio,
+    betas ** mb_ratio)); composed here from torch's Adam equations."""
+    config = base.get_config()
+    base.lazy_adam(config.optim.g, 0.0025, 0.0, 0.99, 4)
+    g_tx, d_tx = optim.make_optimizer(config.optim.g), optax.sgd(0.0)
+    w0 = jnp.array([0.5, -1.0, 2.0], jnp.float32)
+    state = GANState(step=jnp.int32(step), key=jax.random.key(0), g_params={"w": w0},
+                     d_params={"v": jnp.zeros(2)}, g_state={}, d_state={},
+                     g_opt_state=g_tx.init({"w": w0}), d_opt_state=d_tx.init({"v": jnp.zeros(2)}),
+                     ema_params=None, ema_state=None, skipped=jnp.int32(0), task_state={})
+    batch = {"image": jnp.zeros((1, 4, 2, 2, 1), jnp.uint8)}
+    step_fn = parallel.data_parallel(make_train_step(_QuadraticTask(), g_tx, d_tx, config),
+                                     parallel.make_mesh(jax.devices()[:1]), donate_state=False)
+    after, metrics = step_fn(state, batch)
+
+    lr, b2, eps = 0.0025 * 4 / 5, 0.99 ** (4 / 5), 1e-8  # beta1 0 ** (4/5) = 0
+    w, v = np.asarray(w0, np.float64), np.zeros(3)
+    for t, grad in enumerate([lambda w: np.ones(3), lambda w: 2 * w][:2 if reg else 1], start=1):
+        g = grad(w)
+        v = b2 * v + (1 - b2) * g ** 2
+        w = w - lr * g / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    np.testing.assert_allclose(after.g_params["w"], w, rtol=1e-6)
+    assert int(after.g_opt_state[0].count) == (2 if reg else 1)
+    assert float(metrics["pl"]) == (1.0 if reg else 0.0)
