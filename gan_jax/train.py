@@ -389,7 +389,7 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
     train = config.train
     writer = MetricWriter(workdir, enabled=is_main, start=start)
     batches = BatchIterator(source, train.seed, start, train.batch_size, train.n_critic,
-                            jax.process_index(), jax.process_count())
+                            jax.process_index(), jax.process_count(), workers=config.data.workers)
     bar = tqdm.tqdm(total=train.num_steps, initial=start, disable=not (progress and is_main),
                     unit="step", dynamic_ncols=True)
     images_per_step = train.batch_size * train.n_critic
