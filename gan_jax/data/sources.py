@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import hashlib
+import importlib.util
 import json
 import os
 import warnings
@@ -181,17 +183,24 @@ def holdout_split(num_examples: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[:-num_test]), np.sort(order[-num_test:])
 
 
+def _digits_file() -> Path:
+    """scikit-learn's digits.csv.gz, found without importing scikit-learn (seconds of imports)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None:
+        raise DataError("the digits data set ships with scikit-learn: pip install scikit-learn")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+
+
 def _digits_source(arg: str, resolution: int, channels: int, data_dir: str | None) -> ImageSource:
     """scikit-learn's 1,797 8x8 handwritten digits (values 0..16), labels 0..9; 'digits:train'
     and 'digits:test' are the two parts of `holdout_split` (the classifier's test set)."""
-    from sklearn.datasets import load_digits
-
     if arg not in ("", "train", "test"):
         raise DataError(f"unknown digits split in 'digits:{arg}'; use 'digits', 'digits:train' "
                         "or 'digits:test'")
-    digits = load_digits()
-    images = digits.images.astype(np.float32)[..., None] * (255.0 / 16.0)
-    labels = digits.target.astype(np.int32)
+    with gzip.open(_digits_file()) as f:  # as sklearn.datasets.load_digits reads it
+        rows = np.loadtxt(f, delimiter=",")  # 64 pixel values, then the label
+    images = rows[:, :-1].reshape(-1, 8, 8, 1).astype(np.float32) * (255.0 / 16.0)
+    labels = rows[:, -1].astype(np.int32)
     if arg:
         keep = holdout_split(len(labels))[arg == "test"]
         images, labels = images[keep], labels[keep]
