@@ -79,6 +79,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     _require(0 < config.data.train_fraction <= 1, "data.train_fraction", "must be in (0, 1]")
     _require(0 <= config.data.subset_seed < 2**32, "data.subset_seed", "must be in [0, 2**32)")
     _choice(config, "data.direction", DIRECTIONS)
+    _require(config.data.workers >= 0, "data.workers", "must be >= 0 (0: one per core)")
     try:
         MODEL_CHECKS[config.model.name](config)
     except ValueError as e:
