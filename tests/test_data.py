@@ -393,6 +393,18 @@ def test_a_worker_process_that_dies_is_one_data_error():
             next(batches)
 
 
+def test_worker_processes_leave_ctrl_c_and_sigterm_to_the_parent():
+    """A Ctrl-C reaches the whole process group: a worker killed by it would turn the parent's
+    graceful stop (checkpoint, exit 0) into a 'worker died' error."""
+    import signal
+
+    from gan_jax.data.workers import process_pool
+
+    with process_pool(1) as pool:
+        assert [pool.submit(signal.getsignal, s).result() for s in (signal.SIGINT, signal.SIGTERM)
+                ] == [signal.SIG_IGN, signal.SIG_IGN]
+
+
 def random_jpegs(folder, num: int, size: int = 12):
     folder.mkdir()
     rng = np.random.default_rng(1)

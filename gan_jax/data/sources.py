@@ -384,7 +384,8 @@ def image_cache_file(cache: str, root: Path, paths: list[Path], resolution: int,
         return None
     key = json.dumps([_IMAGE_CACHE_FORMAT, str(root.resolve()), resolution, channels,
                       mixed_channels, files])
-    return directory / f"folder-{resolution}px-{channels}ch-{hashlib.sha256(key.encode()).hexdigest()[:32]}.npy"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return directory / f"folder-{resolution}px-{channels}ch-{digest}.npy"
 
 
 def _write_cache(path: Path, images: np.ndarray) -> np.ndarray:

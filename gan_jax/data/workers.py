@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -28,7 +29,17 @@ def process_pool(workers: int, initializer: Callable[..., None] | None = None,
     """A pool of `workers` forkserver processes, each running `initializer(*initargs)` first."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])
-    return concurrent.futures.ProcessPoolExecutor(workers, context, initializer, initargs)
+    return concurrent.futures.ProcessPoolExecutor(workers, context, _start_worker,
+                                                  (initializer, *initargs))
+
+
+def _start_worker(initializer: Callable[..., None] | None, *initargs: Any) -> None:
+    """Ignore SIGINT and SIGTERM (Ctrl-C and a scheduler signal the whole process group: the
+    parent stops gracefully and shuts the pool down), then run `initializer(*initargs)`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def worker_died(what: str) -> DataError:
