@@ -449,6 +449,16 @@ def test_folder_cache_is_read_without_decoding_and_rebuilt_when_an_image_changes
     np.testing.assert_array_equal(changed.images[[0, 2]], first.images[[0, 2]])
 
 
+def test_an_unwritable_image_cache_warns_in_one_line_and_the_images_still_load(tmp_path):
+    random_jpegs(tmp_path / "jpegs", 2)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.warns(UserWarning, match=r"^decoded images not cached in .*/file \(File exists\); "
+                                         r"set data\.cache to a writable folder or 'off'$"):
+        source = make_source(f"folder:{tmp_path / 'jpegs'}", 8, 3, cache=str(tmp_path / "file"))
+    np.testing.assert_array_equal(
+        source.images, make_source(f"folder:{tmp_path / 'jpegs'}", 8, 3, cache="off").images)
+
+
 # ------------------------------------------------------------------------------ train_fraction
 
 

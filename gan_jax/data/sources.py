@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import gzip
 import hashlib
@@ -378,10 +379,11 @@ def image_cache_file(cache: str, root: Path, paths: list[Path], resolution: int,
     if directory is None:
         return None
     try:
-        files = [(p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
-                 for p in paths]
+        stats = [p.stat() for p in paths]
     except OSError:
         return None
+    files = [(p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns)
+             for p, st in zip(paths, stats)]
     key = json.dumps([_IMAGE_CACHE_FORMAT, str(root.resolve()), resolution, channels,
                       mixed_channels, files])
     digest = hashlib.sha256(key.encode()).hexdigest()[:32]
@@ -398,7 +400,8 @@ def _write_cache(path: Path, images: np.ndarray) -> np.ndarray:
             np.save(f, images)
         os.replace(tmp, path)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # e.g. NotADirectoryError: the folder is a file
+            tmp.unlink()
         warnings.warn(f"decoded images not cached in {path.parent} ({e.strerror or e}); "
                       "set data.cache to a writable folder or 'off'", stacklevel=2)
         return images
