@@ -42,7 +42,8 @@ def use_compilation_cache(directory: str) -> str | None:
 
     Cached executables are the compiler's output for the same program, so results are bitwise
     those of a fresh compile. Entries are kept for computations that took at least JAX's
-    `jax_persistent_cache_min_compile_time_secs` (default 1 s) to compile."""
+    `jax_persistent_cache_min_compile_time_secs` (default 1 s) to compile. Call it before the
+    process's first compile: JAX opens its cache once, so later calls change nothing."""
     if directory == "off":
         jax.config.update("jax_enable_compilation_cache", False)
         return None
