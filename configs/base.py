@@ -51,6 +51,9 @@ def get_config() -> ml_collections.ConfigDict:
         train_fraction=1.0,      # noise-to-image: train on this fixed fraction of the examples
                                  # (per class when labelled, at least 1 each); 1.0: all
         subset_seed=0,           # which fixed fraction (with train_fraction < 1)
+        workers=0,               # processes decoding images (folder:, tfds:); 0: one per core
+        cache="",                # decoded folder: images kept in this folder, memory-mapped;
+                                 # "": $GAN_JAX_IMAGE_CACHE, else ~/.cache/gan_jax/images; "off"
     ))
 
     config.model = ml_collections.ConfigDict(dict(

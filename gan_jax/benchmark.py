@@ -1,23 +1,30 @@
 """Speed of the compiled train step of a config: compile time, s/step, img/s, peak memory.
 
     python -m gan_jax.benchmark [--config=configs/x.py] [--config.train.batch_size=64] \
-        [--steps=10] [--torch]
+        [--steps=10] [--torch] [--data=512]
 
 --torch also times the same DCGAN network and step in PyTorch on the same machine (needs torch),
 so the two figures come from one run. Timings use synthetic uint8 batches: the input pipeline is
-not measured.
+measured on its own with --data=N (N JPEGs it writes to a temporary folder), printed below the
+train step's img/s.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import resource
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import numpy as np
+from PIL import Image
 
 from gan_jax import cli, parallel
+from gan_jax.data.pipeline import BatchIterator
+from gan_jax.data.sources import FILES_PER_WORKER, make_source
+from gan_jax.data.workers import resolve_workers
 
 
 def peak_memory_mb() -> dict[str, float]:
@@ -90,6 +97,58 @@ def time_inception(num_images: int = 1000, resolution: int = 32, batch_size: int
             **peak_memory_mb()}
 
 
+def write_jpegs(folder: Path, num: int, size: tuple[int, int] = (512, 384), seed: int = 0) -> None:
+    """`num` JPEGs (quality 90) of smooth random colour fields plus noise, `size` (W, H), in `folder`."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(num):
+        coarse = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8)).resize(
+            size, Image.Resampling.BICUBIC)
+        noisy = np.asarray(coarse, np.int16) + rng.integers(-20, 21, (size[1], size[0], 3))
+        Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(folder / f"{i:05d}.jpg",
+                                                                       quality=90)
+
+
+def time_folder_decode(folder: Path, resolution: int, workers: int) -> float:
+    """img/s of decoding, resizing and cropping every JPEG of `folder` to RGB `resolution` px in
+    `workers` processes (the image cache off)."""
+    start = time.perf_counter()
+    source = make_source(f"folder:{folder}", resolution, 3, workers=workers, cache="off")
+    return source.num_examples / (time.perf_counter() - start)
+
+
+def time_cached_batches(folder: Path, resolution: int, cache: Path, batch_size: int = 64,
+                        steps: int = 20) -> float:
+    """img/s of `BatchIterator` batches of `folder` read back from its memory-mapped image cache."""
+    make_source(f"folder:{folder}", resolution, 3, cache=str(cache))  # decodes, writes the cache
+    source = make_source(f"folder:{folder}", resolution, 3, cache=str(cache))  # memory-mapped
+    with BatchIterator(source, 0, 0, batch_size) as batches:
+        next(batches)
+        start = time.perf_counter()
+        for _ in range(steps):
+            next(batches)
+    return batch_size * steps / (time.perf_counter() - start)
+
+
+def data_rows(num_images: int, resolutions: tuple[int, ...] = (64, 256)) -> list[str]:
+    """Markdown rows: decode img/s of a folder of `num_images` 512x384 JPEGs it writes itself, with
+    1, 2 and all cores (at most one process per FILES_PER_WORKER files), and the img/s of batches
+    read back from the image cache."""
+    counts = sorted({min(n, -(-num_images // FILES_PER_WORKER)) for n in (1, 2, resolve_workers(0))})
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gan_jax_data_bench_") as tmp:
+        folder = Path(tmp) / "jpegs"
+        write_jpegs(folder, num_images)
+        time_folder_decode(folder, 8, max(counts))  # start the worker processes' forkserver
+        for resolution in resolutions:
+            decode = [time_folder_decode(folder, resolution, n) for n in counts]
+            cached = time_cached_batches(folder, resolution, Path(tmp) / "cache")
+            rows.append(f"| {resolution} | " + " | ".join(f"{r:,.0f}" for r in decode)
+                        + f" | {cached:,.0f} |")
+    header = " | ".join(f"decode img/s, {n} process{'es' if n > 1 else ''}" for n in counts)
+    return [f"| px | {header} | cached batches img/s |", "|---" * (len(counts) + 2) + "|", *rows]
+
+
 def _row(name: str, r: dict) -> str:
     mem = r.get("device_peak_mb", r.get("host_peak_rss_mb"))
     compile_s = r.get("compile_s")
@@ -111,6 +170,8 @@ def main(argv=None) -> None:
     flags.DEFINE_boolean("torch", False, "Also time the same DCGAN in PyTorch (CPU).")
     flags.DEFINE_integer("inception", 0, "Instead: time InceptionV3 features of this many images "
                          "and the scores on 10k features.")
+    flags.DEFINE_integer("data", 0, "Also time the input pipeline on a folder of this many "
+                         "512x384 JPEGs it writes (64 and 256 px; 1, 2 and all cores).")
 
     def _main(_):
         absl_logging.set_verbosity(absl_logging.WARNING)
@@ -136,6 +197,10 @@ def main(argv=None) -> None:
         print("| implementation | s/step | img/s | compile s | peak MiB |")
         print("|---|---|---|---|---|")
         print(_row(f"gan_jax ({jax.default_backend()})", time_train_step(config, f.steps)), flush=True)
+        if f.data:
+            print(f"\ninput pipeline: {f.data} JPEGs of 512x384 px decoded to RGB; "
+                  f"{resolve_workers(0)} cores")
+            print("\n".join(data_rows(f.data)), flush=True)
         if f.torch:
             import torch
 

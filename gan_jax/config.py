@@ -16,7 +16,8 @@ NORMS = ("batch", "layer", "none")
 # Keys that do not change the math of a run: changing them on resume continues the run.
 NON_MATH_PREFIXES = ("inpaint.test_data", "train.num_steps", "train.log_every_steps", "train.sample_every_steps",
                      "train.on_nonfinite", "train.max_skipped_steps",
-                     "checkpoint.", "sample.", "eval.", "allow_config_change", "data.data_dir")
+                     "checkpoint.", "sample.", "eval.", "allow_config_change", "data.data_dir",
+                     "data.workers", "data.cache")
 NONFINITE_POLICIES = ("stop", "skip")
 DIRECTIONS = ("AtoB", "BtoA")  # image-to-image data: as stored, or A and B swapped
 # model keys only the image-to-image families read
@@ -78,6 +79,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
     _require(0 < config.data.train_fraction <= 1, "data.train_fraction", "must be in (0, 1]")
     _require(0 <= config.data.subset_seed < 2**32, "data.subset_seed", "must be in [0, 2**32)")
     _choice(config, "data.direction", DIRECTIONS)
+    _require(config.data.workers >= 0, "data.workers", "must be >= 0 (0: one per core)")
     try:
         MODEL_CHECKS[config.model.name](config)
     except ValueError as e:
@@ -209,7 +211,8 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
             "optim.g.constant_steps": 0, "optim.d.constant_steps": 0,
             **{f"data.{k}": v for k, v in (("dataset", ""), ("load_size", 0), ("test_split", "test"),
                                                        ("direction", "AtoB"),
-                                                       ("train_fraction", 1.0), ("subset_seed", 0))},
+                                                       ("train_fraction", 1.0), ("subset_seed", 0),
+                                                       ("workers", 1), ("cache", "off"))},
             # pix2pix always flipped, CycleGAN never did; unused by the other models
             "data.flip": {"pix2pix": True, "cyclegan": False}.get(cur.get("model.name"),
                                                                    cur.get("data.flip")),

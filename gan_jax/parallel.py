@@ -29,6 +29,29 @@ def use_deterministic_ops() -> None:
         os.environ["XLA_FLAGS"] = f"{flags} --xla_gpu_deterministic_ops=true".strip()
 
 
+def default_cache_dir() -> str:
+    """The user cache dir for compiled train steps: $XDG_CACHE_HOME/gan_jax/xla (~/.cache/...)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "gan_jax", "xla")
+
+
+def use_compilation_cache(directory: str) -> str | None:
+    """Turn on JAX's persistent compilation cache in `directory` (empty: JAX_COMPILATION_CACHE_DIR
+    when set, else default_cache_dir()), so a restarted run loads its compiled steps instead of
+    compiling them again; "off" turns it off. Returns the directory in use, or None.
+
+    Cached executables are the compiler's output for the same program, so results are bitwise
+    those of a fresh compile. Entries are kept for computations that took at least JAX's
+    `jax_persistent_cache_min_compile_time_secs` (default 1 s) to compile. Call it before the
+    process's first compile: JAX opens its cache once, so later calls change nothing."""
+    if directory == "off":
+        jax.config.update("jax_enable_compilation_cache", False)
+        return None
+    directory = directory or os.environ.get("JAX_COMPILATION_CACHE_DIR") or default_cache_dir()
+    jax.config.update("jax_compilation_cache_dir", directory)
+    return directory
+
+
 def make_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
     """A 1-D mesh named `data` over `devices` (default: every device of every process).
 

@@ -56,7 +56,7 @@ class Run:
         name = d.name if split == "train" or not self.task.image_to_image else (
             self.config.inpaint.test_data or d.name)  # inpainting's test split
         source = make_source(name, d.resolution, d.channels, data_dir=d.data_dir or None,
-                             mixed_channels=d.mixed_channels)
+                             mixed_channels=d.mixed_channels, workers=d.workers, cache=d.cache)
         return subset_source(source, d.train_fraction, d.subset_seed) if split == "train" else source
 
     def _init(self) -> GANState:

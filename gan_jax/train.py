@@ -389,7 +389,7 @@ def _train(run: Run, step_fn, source, workdir: Path, progress: bool,
     train = config.train
     writer = MetricWriter(workdir, enabled=is_main, start=start)
     batches = BatchIterator(source, train.seed, start, train.batch_size, train.n_critic,
-                            jax.process_index(), jax.process_count())
+                            jax.process_index(), jax.process_count(), workers=config.data.workers)
     bar = tqdm.tqdm(total=train.num_steps, initial=start, disable=not (progress and is_main),
                     unit="step", dynamic_ncols=True)
     images_per_step = train.batch_size * train.n_critic
@@ -489,6 +489,9 @@ def main(argv=None) -> None:
                       "(TPU pod slices, SLURM, Open MPI).")
     flags.DEFINE_enum("cpu_collectives", "gloo", distributed.CPU_COLLECTIVES,
                       "Cross-process collectives of CPU devices in multi-process runs.")
+    flags.DEFINE_string("compilation_cache", "", "Persistent XLA compilation cache: a directory "
+                        "(default: $JAX_COMPILATION_CACHE_DIR, else ~/.cache/gan_jax/xla), or "
+                        "'off'. A restart loads the compiled steps instead of compiling again.")
     flags.DEFINE_bool("deterministic", True, "Deterministic XLA:GPU kernels (bitwise-repeatable "
                       "GPU runs; measured cost on an H100: none beyond noise).")
 
@@ -497,6 +500,7 @@ def main(argv=None) -> None:
         f = flags.FLAGS
         if f.deterministic:
             parallel.use_deterministic_ops()
+        parallel.use_compilation_cache(f.compilation_cache)
         distributed.initialize(f.coordinator_address, f.num_processes, f.process_id,
                                [int(i) for i in f.local_device_ids or ()], f.multihost,
                                f.cpu_collectives)  # before any JAX computation

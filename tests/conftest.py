@@ -3,10 +3,13 @@
 Tests that want one device pass `devices=jax.devices()[:1]`.
 """
 
+import atexit
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -19,15 +22,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # comparisons are unaffected; the cache starts empty, so nothing carries over between sessions,
 # and it is deleted when the session ends. GAN_JAX_TEST_COMPILATION_CACHE=0 turns it off.
 if os.environ.get("GAN_JAX_TEST_COMPILATION_CACHE", "1") == "1":
-    import atexit
-    import shutil
-    import tempfile
-
     _cache_dir = tempfile.mkdtemp(prefix="gan_jax_xla_cache_")
     atexit.register(shutil.rmtree, _cache_dir, ignore_errors=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache_dir
     os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
     os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
+# Folders decoded by the tests are cached in a folder of this session, never in ~/.cache.
+_image_cache_dir = tempfile.mkdtemp(prefix="gan_jax_image_cache_")
+atexit.register(shutil.rmtree, _image_cache_dir, ignore_errors=True)
+os.environ["GAN_JAX_IMAGE_CACHE"] = _image_cache_dir
 
 import jax  # noqa: E402  (after XLA_FLAGS)
 import pytest  # noqa: E402

@@ -72,6 +72,7 @@ def _set(config, key, value):
     ("train.g_batch_size", 12, "config.train.g_batch_size: 12 is not divisible by the 8 devices"),
     ("loss.r1_mode", "lazy", "config.loss.r1_mode: 'lazy' is not one of folded, separate"),
     ("optim.d.decay", 1.0, "config.optim.d.decay: must be in [0, 1)"),
+    ("data.workers", -1, "config.data.workers: must be >= 0 (0: one per core)"),
 ])
 def test_bad_values_name_the_key(key, value, message):
     config = digits_dcgan.get_config()
@@ -147,6 +148,14 @@ def test_workdirs_saved_before_train_fraction_existed_trained_on_all_the_data():
     assert config_lib.math_changes(old, new) == []
     new["data"]["train_fraction"] = 0.1
     assert config_lib.math_changes(old, new) == ["data.train_fraction: 1.0 -> 0.1"]
+
+
+def test_the_input_pipeline_keys_may_change_on_resume():
+    old = config_lib.to_plain(digits_dcgan.get_config())
+    new = json.loads(json.dumps(old))
+    new["data"].update(workers=3, cache="off")
+    del old["data"]["workers"], old["data"]["cache"]  # a workdir saved before they existed
+    assert config_lib.math_changes(old, new) == []
 
 
 def test_an_older_saved_config_is_read_with_the_added_keys_old_behaviour():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import functools
 import gzip
 import os
 import time
@@ -350,6 +352,111 @@ def test_batch_iterator_resume_equals_skip(digits, prefetch):
     resumed.close()
     with pytest.raises(StopIteration):
         next(resumed)
+
+
+# ---------------------------------------------------------------- worker processes, image cache
+
+
+def decoding_source(records=None):
+    """A source that decodes and resizes in `get`: a TfdsSource over 40 in-memory 20x20 records."""
+    from gan_jax.data.sources import TfdsSource
+
+    rng = np.random.default_rng(0)
+    records = records or [{"image": rng.integers(0, 256, (20, 20, 1), dtype=np.uint8),
+                           "label": i % 10} for i in range(40)]
+    return TfdsSource("records", records, 16, 3, num_classes=10)
+
+
+def test_batch_iterator_in_worker_processes_equals_one_thread():
+    source = decoding_source()
+    with BatchIterator(source, 5, 3, 12, n_critic=2, workers=1) as one:
+        expected = [next(one) for _ in range(5)]
+    with BatchIterator(source, 5, 3, 12, n_critic=2, workers=2) as two:
+        got = [next(two) for _ in range(5)]
+    for (step_a, a), (step_b, b) in zip(expected, got, strict=True):
+        assert step_a == step_b and a["image"].shape == (2, 12, 16, 16, 3)
+        np.testing.assert_array_equal(a["image"], b["image"])
+        np.testing.assert_array_equal(a["label"], b["label"])
+
+
+def test_a_worker_process_that_dies_is_one_data_error():
+    # Reading record `dies` kills the worker process (os._exit, as a crashing decoder would);
+    # stdlib objects only, so the workers need not import this test module.
+    dies = int(batch_indices(0, 0, 40, 8)[0, 0])  # in step 0's batch
+    records = collections.defaultdict(functools.partial(os._exit, 3),
+                                      enumerate(decoding_source()._data_source))
+    records[40] = records.pop(dies)  # 40 records, record `dies` missing
+    source = decoding_source(records)
+    with BatchIterator(source, 0, 0, 8, workers=2) as batches:
+        with pytest.raises(DataError, match=r"^a data worker process died while loading batches "
+                                            r"\(at step 0\) .*--config\.data\.workers=1"):
+            next(batches)
+
+
+def test_worker_processes_leave_ctrl_c_and_sigterm_to_the_parent():
+    """A Ctrl-C reaches the whole process group: a worker killed by it would turn the parent's
+    graceful stop (checkpoint, exit 0) into a 'worker died' error."""
+    import signal
+
+    from gan_jax.data.workers import process_pool
+
+    with process_pool(1) as pool:
+        assert [pool.submit(signal.getsignal, s).result() for s in (signal.SIGINT, signal.SIGTERM)
+                ] == [signal.SIG_IGN, signal.SIG_IGN]
+
+
+def random_jpegs(folder, num: int, size: int = 12):
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(num):
+        Image.fromarray(rng.integers(0, 256, (size, size + 4, 3), dtype=np.uint8)).save(
+            folder / f"{i:03d}.jpg")
+
+
+def test_folder_decoded_in_processes_equals_one_process(tmp_path):
+    from gan_jax.data import sources
+
+    random_jpegs(tmp_path / "jpegs", sources.FILES_PER_WORKER + 1)  # enough for two processes
+    one = make_source(f"folder:{tmp_path / 'jpegs'}", 8, 3, workers=1, cache="off")
+    two = make_source(f"folder:{tmp_path / 'jpegs'}", 8, 3, workers=2, cache="off")
+    np.testing.assert_array_equal(one.images, two.images)
+
+
+def test_folder_cache_is_read_without_decoding_and_rebuilt_when_an_image_changes(
+        tmp_path, monkeypatch):
+    from gan_jax.data import sources
+
+    random_jpegs(tmp_path / "jpegs", 3)
+    spec, cache = f"folder:{tmp_path / 'jpegs'}", tmp_path / "cache"
+    decoded = []
+    decode = sources.decode_folder
+    monkeypatch.setattr(sources, "decode_folder", lambda *a: decoded.append(a) or decode(*a))
+    first = make_source(spec, 8, 3, cache=str(cache))
+    assert len(decoded) == 1 and [p.suffix for p in cache.iterdir()] == [".npy"]
+    second = make_source(spec, 8, 3, cache=str(cache))
+    assert len(decoded) == 1 and isinstance(second.images, np.memmap)
+    np.testing.assert_array_equal(second.images, first.images)
+    np.testing.assert_array_equal(second.images, make_source(spec, 8, 3, cache="off").images)
+    assert len(decoded) == 2  # 'off' decodes and writes nothing
+    assert len(list(cache.iterdir())) == 1
+    assert make_source(spec, 16, 3, cache=str(cache)).image_shape == (16, 16, 3)  # its own file
+    assert len(decoded) == 3 and len(list(cache.iterdir())) == 2
+
+    Image.new("RGB", (12, 16), (7, 7, 7)).save(tmp_path / "jpegs" / "001.jpg")
+    changed = make_source(spec, 8, 3, cache=str(cache))
+    assert len(decoded) == 4 and len(list(cache.iterdir())) == 3
+    assert np.abs(changed.images[1].astype(int) - 7).max() <= 2
+    np.testing.assert_array_equal(changed.images[[0, 2]], first.images[[0, 2]])
+
+
+def test_an_unwritable_image_cache_warns_in_one_line_and_the_images_still_load(tmp_path):
+    random_jpegs(tmp_path / "jpegs", 2)
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.warns(UserWarning, match=r"^decoded images not cached in .*/file \(File exists\); "
+                                         r"set data\.cache to a writable folder or 'off'$"):
+        source = make_source(f"folder:{tmp_path / 'jpegs'}", 8, 3, cache=str(tmp_path / "file"))
+    np.testing.assert_array_equal(
+        source.images, make_source(f"folder:{tmp_path / 'jpegs'}", 8, 3, cache="off").images)
 
 
 # ------------------------------------------------------------------------------ train_fraction

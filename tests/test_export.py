@@ -101,6 +101,16 @@ def test_tfds_reads_back_through_the_tfds_source(workdir, reference, tmp_path):
     batch = source.get(np.arange(NUM))
     np.testing.assert_array_equal(batch["image"], images)
     np.testing.assert_array_equal(batch["label"], labels)
+    # a real tfds source travels to worker processes and gives the batches of one thread
+    from gan_jax.data import BatchIterator
+
+    with BatchIterator(source, 0, 0, 4, workers=1) as one:
+        expected = [next(one) for _ in range(3)]
+    with BatchIterator(source, 0, 0, 4, workers=2) as two:
+        for (step_a, a), (step_b, b) in zip(expected, [next(two) for _ in range(3)]):
+            assert step_a == step_b
+            np.testing.assert_array_equal(a["image"], b["image"])
+            np.testing.assert_array_equal(a["label"], b["label"])
 
 
 class Killed(Exception):

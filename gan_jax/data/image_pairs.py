@@ -44,6 +44,7 @@ class PairSource:
     a: np.ndarray
     b: np.ndarray
     paired = True
+    decodes = False
 
     @property
     def num_examples(self) -> int:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import dataclasses
 import functools
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 
 from gan_jax.data.image_pairs import PairSource, UnpairedSources
 from gan_jax.data.sources import ImageSource
+from gan_jax.data.workers import process_pool, resolve_workers, worker_died
 
 Source = ImageSource | PairSource | UnpairedSources
 
@@ -77,29 +80,64 @@ def example_batch(source: Source) -> dict[str, np.ndarray]:
     return batch
 
 
+@dataclasses.dataclass(frozen=True)
+class StepLoader:
+    """The batch of a step, arrays (n_critic, B_local, ...): a pure function of the step."""
+
+    streams: tuple[tuple[ImageSource | PairSource, int, str | None], ...]
+    index_args: tuple[int, int, int, int]  # batch_size, n_critic, process_index, process_count
+
+    def __call__(self, step: int) -> dict[str, np.ndarray]:
+        batch = {}
+        for stream, seed, key in self.streams:
+            indices = batch_indices(seed, step, stream.num_examples, *self.index_args)
+            got = _renamed(stream.get(indices.reshape(-1)), key)
+            batch.update({k: v.reshape(indices.shape + v.shape[1:]) for k, v in got.items()})
+        return batch
+
+
+_worker_loader: StepLoader | None = None  # a worker process's loader, set by _install
+
+
+def _install(loader: StepLoader) -> None:
+    global _worker_loader
+    _worker_loader = loader
+
+
+def _load_in_worker(step: int) -> dict[str, np.ndarray]:
+    return _worker_loader(step)
+
+
 class BatchIterator:
-    """Yields (step, batch) from start_step on, arrays (n_critic, B_local, ...), prefetched in a thread."""
+    """Yields (step, batch) from start_step on, arrays (n_critic, B_local, ...), prefetched.
+
+    Sources that decode in `get` (tfds:) load whole batches in `workers` processes (0: one per
+    core), up to max(prefetch, workers) + 1 steps ahead, handed out in step order, so the batches
+    are those of one thread; in-memory sources load in one thread. A worker process that dies
+    raises one DataError."""
 
     def __init__(self, source: Source, seed: int, start_step: int, batch_size: int, n_critic: int = 1,
-                 process_index: int = 0, process_count: int = 1, prefetch: int = 2):
-        self._streams = index_streams(source, seed)
-        self._index_args = (batch_size, n_critic, process_index, process_count)
-        for stream, stream_seed, _ in self._streams:  # validate arguments eagerly
-            batch_indices(stream_seed, start_step, stream.num_examples, *self._index_args)
+                 process_index: int = 0, process_count: int = 1, prefetch: int = 2, workers: int = 1):
+        streams = index_streams(source, seed)
+        self._loader = StepLoader(streams, (batch_size, n_critic, process_index, process_count))
+        for stream, stream_seed, _ in streams:  # validate arguments eagerly
+            batch_indices(stream_seed, start_step, stream.num_examples, *self._loader.index_args)
         self._next_step = start_step  # next step to hand out
-        self._prefetch = max(0, prefetch)
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="gan_jax_data")
+        workers = resolve_workers(workers) if any(s.decodes for s, _, _ in streams) else 1
+        self._ahead = max(0, prefetch, workers - 1) + 1
+        if workers > 1:
+            self._executor = process_pool(workers, _install, (self._loader,))
+            self._submit = functools.partial(self._executor.submit, _load_in_worker)
+        else:
+            self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1,
+                                                                   thread_name_prefix="gan_jax_data")
+            self._submit = functools.partial(self._executor.submit, self._loader)
         self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
         self._closed = False
 
     def load(self, step: int) -> dict[str, np.ndarray]:
-        """The batch for `step`, computed synchronously."""
-        batch = {}
-        for stream, seed, key in self._streams:
-            indices = batch_indices(seed, step, stream.num_examples, *self._index_args)
-            got = _renamed(stream.get(indices.reshape(-1)), key)
-            batch.update({k: v.reshape(indices.shape + v.shape[1:]) for k, v in got.items()})
-        return batch
+        """The batch for `step`, computed synchronously in this process."""
+        return self._loader(step)
 
     def __iter__(self) -> BatchIterator:
         return self
@@ -107,19 +145,20 @@ class BatchIterator:
     def __next__(self) -> tuple[int, dict[str, np.ndarray]]:
         if self._closed:
             raise StopIteration
-        while len(self._pending) < self._prefetch + 1:
-            self._pending.append(self._executor.submit(self.load, self._next_step + len(self._pending)))
-        batch = self._pending.popleft().result()
+        while len(self._pending) < self._ahead:
+            self._pending.append(self._submit(self._next_step + len(self._pending)))
+        try:
+            batch = self._pending.popleft().result()
+        except BrokenProcessPool:
+            raise worker_died(f"loading batches (at step {self._next_step})") from None
         step, self._next_step = self._next_step, self._next_step + 1
         return step, batch
 
     def close(self) -> None:
-        """Stop prefetching and release the worker thread."""
+        """Stop prefetching and release the worker thread or processes."""
         self._closed = True
-        for future in self._pending:
-            future.cancel()
         self._pending.clear()
-        self._executor.shutdown(wait=True)
+        self._executor.shutdown(wait=True, cancel_futures=True)
 
     def __enter__(self) -> BatchIterator:
         return self

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import gzip
 import hashlib
+import importlib.util
+import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,6 +19,7 @@ from PIL import Image
 
 from gan_jax.data.errors import DataError
 from gan_jax.data.idx import read_idx
+from gan_jax.data.workers import map_in_processes, resolve_workers
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_ENV = "GAN_JAX_FASHION_MNIST_DIR"
@@ -31,6 +37,7 @@ class ImageSource(Protocol):
     num_examples: int
     image_shape: tuple[int, int, int]
     num_classes: int | None
+    decodes: bool  # `get` decodes files: worth loading batches in worker processes
 
     def get(self, indices: np.ndarray) -> dict[str, np.ndarray]:
         """{'image': uint8 (n,H,W,C), 'label': int32 (n,)} for flat indices; pure."""
@@ -49,6 +56,7 @@ class ArraySource:
     images: np.ndarray
     labels: np.ndarray | None = None
     num_classes: int | None = None
+    decodes = False
 
     @property
     def num_examples(self) -> int:
@@ -78,6 +86,8 @@ class ArraySource:
 
 class TfdsSource:
     """Lazy source over a TFDS random-access data source; decodes and resizes in `get`."""
+
+    decodes = True
 
     def __init__(self, name: str, data_source: Sequence[dict[str, Any]], resolution: int, channels: int,
                  num_classes: int | None):
@@ -174,17 +184,24 @@ def holdout_split(num_examples: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(order[:-num_test]), np.sort(order[-num_test:])
 
 
+def _digits_file() -> Path:
+    """scikit-learn's digits.csv.gz, found without importing scikit-learn (seconds of imports)."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None:
+        raise DataError("the digits data set ships with scikit-learn: pip install scikit-learn")
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+
+
 def _digits_source(arg: str, resolution: int, channels: int, data_dir: str | None) -> ImageSource:
     """scikit-learn's 1,797 8x8 handwritten digits (values 0..16), labels 0..9; 'digits:train'
     and 'digits:test' are the two parts of `holdout_split` (the classifier's test set)."""
-    from sklearn.datasets import load_digits
-
     if arg not in ("", "train", "test"):
         raise DataError(f"unknown digits split in 'digits:{arg}'; use 'digits', 'digits:train' "
                         "or 'digits:test'")
-    digits = load_digits()
-    images = digits.images.astype(np.float32)[..., None] * (255.0 / 16.0)
-    labels = digits.target.astype(np.int32)
+    with gzip.open(_digits_file()) as f:  # as sklearn.datasets.load_digits reads it
+        rows = np.loadtxt(f, delimiter=",")  # 64 pixel values, then the label
+    images = rows[:, :-1].reshape(-1, 8, 8, 1).astype(np.float32) * (255.0 / 16.0)
+    labels = rows[:, -1].astype(np.int32)
     if arg:
         keep = holdout_split(len(labels))[arg == "test"]
         images, labels = images[keep], labels[keep]
@@ -269,12 +286,18 @@ def _tfds_unprepared_message(builder: Any, name: str, split: str, data_dir: str 
             "or set data.data_dir")
 
 
+FILES_PER_WORKER = 64  # a folder decodes in min(data.workers, ceil(files / 64)) processes
+IMAGE_CACHE_ENV = "GAN_JAX_IMAGE_CACHE"
+_IMAGE_CACHE_FORMAT = 1  # bump when the decoding changes, so older cache files are not read
+
+
 def _folder_source(arg: str, resolution: int, channels: int, data_dir: str | None,
-                   mixed_channels: str = "error") -> ImageSource:
-    """Every image file under a folder (recursive, sorted), loaded eagerly; no labels.
+                   mixed_channels: str = "error", workers: int = 1, cache: str = "") -> ImageSource:
+    """Every image file under a folder (recursive, sorted), decoded in `workers` processes; no labels.
 
     A folder mixing grayscale, RGB and with-alpha images is refused unless mixed_channels is
-    'convert' (each image is then converted to `channels`, alpha dropped)."""
+    'convert' (each image is then converted to `channels`, alpha dropped). The decoded images are
+    kept in `image_cache_file(...)` (unless cache is 'off') and memory-mapped from it."""
     if not arg:
         raise DataError("folder spec needs a path; use 'folder:/path/to/images'")
     root = Path(arg).expanduser()
@@ -287,15 +310,33 @@ def _folder_source(arg: str, resolution: int, channels: int, data_dir: str | Non
     if not paths:
         raise DataError(f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {root}; add images "
                         "or fix the path")
-    images, bad, layouts = [], [], {}
-    for path in paths:
+    cache_file = image_cache_file(cache, root, paths, resolution, channels, mixed_channels)
+    if cache_file is not None and cache_file.is_file():
+        return ArraySource(f"folder:{root}", np.load(cache_file, mmap_mode="r"))
+    images = decode_folder(root, paths, resolution, channels, mixed_channels, workers)
+    if cache_file is not None:
+        images = _write_cache(cache_file, images)
+    return ArraySource(f"folder:{root}", images)
+
+
+def decode_folder(root: Path, paths: list[Path], resolution: int, channels: int,
+                  mixed_channels: str, workers: int) -> np.ndarray:
+    """uint8 (len(paths), resolution, resolution, channels) of the files, decoded in
+    min(workers, ceil(len(paths) / FILES_PER_WORKER)) processes; DataError naming unreadable files
+    or mixed channel layouts."""
+    workers = min(resolve_workers(workers), -(-len(paths) // FILES_PER_WORKER))
+    jobs = [(str(path), resolution, channels) for path in paths]
+    images = np.empty((len(paths), resolution, resolution, channels), np.uint8)
+    bad, layouts = [], {}
+    decoded = map_in_processes(decode_file, jobs, workers, f"decoding the images in {root}",
+                               chunksize=16)
+    for i, (path, (layout, image, reason)) in enumerate(zip(paths, decoded)):
         name = path.relative_to(root).as_posix()
-        try:
-            with Image.open(path) as image:
-                layouts.setdefault(image_layout(image), []).append(name)
-            images.append(prepare_image(load_image(path), resolution, channels))
-        except (OSError, ValueError, Image.DecompressionBombError) as e:
-            bad.append(f"{name}{_unreadable_reason(path, e)}")
+        if image is None:
+            bad.append(f"{name}{reason}")
+        else:
+            layouts.setdefault(layout, []).append(name)
+            images[i] = image
     if bad:
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
         raise DataError(f"{len(bad)} unreadable image(s) in {root}: {shown}; remove or fix them")
@@ -305,7 +346,66 @@ def _folder_source(arg: str, resolution: int, channels: int, data_dir: str | Non
         raise DataError(f"{root} mixes channel layouts: {counts}; convert the files to one layout, "
                         f"or pass --config.data.mixed_channels=convert to convert each image to "
                         f"data.channels={channels} (alpha dropped)")
-    return ArraySource(f"folder:{root}", np.stack(images))
+    return images
+
+
+def decode_file(job: tuple[str, int, int]) -> tuple[str | None, np.ndarray | None, str]:
+    """(layout, prepared uint8 image, '') of the file of job (path, resolution, channels), or
+    (None, None, ' (why)' or '') when it cannot be read."""
+    path, resolution, channels = job
+    try:
+        with Image.open(path) as image:
+            layout = image_layout(image)
+        return layout, prepare_image(load_image(path), resolution, channels), ""
+    except (OSError, ValueError, Image.DecompressionBombError) as e:
+        return None, None, _unreadable_reason(Path(path), e)
+
+
+def image_cache_dir(cache: str) -> Path | None:
+    """Where decoded folders are kept: `cache`, or with "" $GAN_JAX_IMAGE_CACHE, else
+    $GAN_JAX_CACHE/images (default ~/.cache/gan_jax/images); None for "off"."""
+    if cache == "off":
+        return None
+    base = os.environ.get("GAN_JAX_CACHE") or Path.home() / ".cache" / "gan_jax"
+    return Path(cache or os.environ.get(IMAGE_CACHE_ENV) or Path(base) / "images").expanduser()
+
+
+def image_cache_file(cache: str, root: Path, paths: list[Path], resolution: int, channels: int,
+                     mixed_channels: str) -> Path | None:
+    """The .npy of these decoded files: named by a hash of the folder, each file's name, size and
+    mtime, and the decoding arguments, so a changed, added or removed image misses it; None
+    when the cache is off or a file cannot be stat'ed (it is then reported as unreadable)."""
+    directory = image_cache_dir(cache)
+    if directory is None:
+        return None
+    try:
+        stats = [p.stat() for p in paths]
+    except OSError:
+        return None
+    files = [(p.relative_to(root).as_posix(), st.st_size, st.st_mtime_ns)
+             for p, st in zip(paths, stats)]
+    key = json.dumps([_IMAGE_CACHE_FORMAT, str(root.resolve()), resolution, channels,
+                      mixed_channels, files])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    return directory / f"folder-{resolution}px-{channels}ch-{digest}.npy"
+
+
+def _write_cache(path: Path, images: np.ndarray) -> np.ndarray:
+    """Write `images` to `path` atomically and return them memory-mapped from it; on an OSError
+    (a read-only or full disk) warn in one line and return them as they are."""
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:  # a file object: np.save would append .npy to the name
+            np.save(f, images)
+        os.replace(tmp, path)
+    except OSError as e:
+        with contextlib.suppress(OSError):  # e.g. NotADirectoryError: the folder is a file
+            tmp.unlink()
+        warnings.warn(f"decoded images not cached in {path.parent} ({e.strerror or e}); "
+                      "set data.cache to a writable folder or 'off'", stacklevel=2)
+        return images
+    return np.load(path, mmap_mode="r")
 
 
 def _unreadable_reason(path: Path, error: Exception) -> str:
@@ -379,11 +479,12 @@ SOURCES: dict[str, Callable[[str, int, int, str | None], ImageSource]] = {
 
 
 def make_source(spec: str, resolution: int, channels: int, *, data_dir: str | None = None,
-                mixed_channels: str = "error") -> ImageSource:
+                mixed_channels: str = "error", workers: int = 1, cache: str = "") -> ImageSource:
     """Build the source named by `spec` ('digits', 'fashion_mnist[:split]', 'tfds:name[:split]', 'folder:path').
 
     `mixed_channels` ('error' | 'convert') is what a folder mixing grayscale, RGB and alpha
-    images does."""
+    images does; a folder decodes in up to `workers` processes (0: one per core) into the image
+    cache `cache` (see `image_cache_dir`; 'off': none)."""
     if channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels!r}")
     if not isinstance(resolution, (int, np.integer)) or resolution < 1:
@@ -395,5 +496,6 @@ def make_source(spec: str, resolution: int, channels: int, *, data_dir: str | No
     if mixed_channels not in MIXED_CHANNELS:
         raise DataError(f"mixed_channels must be one of {', '.join(MIXED_CHANNELS)}, got {mixed_channels!r}")
     if name == "folder":
-        return _folder_source(arg, int(resolution), channels, data_dir, mixed_channels)
+        return _folder_source(arg, int(resolution), channels, data_dir, mixed_channels, workers,
+                              cache)
     return factory(arg, int(resolution), channels, data_dir)
