@@ -2,6 +2,7 @@
 
 import functools
 import hashlib
+import json
 import re
 
 import jax
@@ -177,3 +178,22 @@ def test_unsupported_compute_dtype_is_refused(model, dtype, message):
     with pytest.raises(config_lib.ConfigError) as e:
         config_lib.validate(config)
     assert str(e.value) == message
+
+
+def test_workdirs_saved_before_compute_dtype_ran_in_float32():
+    new = config_lib.to_plain(_config())
+    old = json.loads(json.dumps(new))
+    del old["train"]["compute_dtype"]
+    assert config_lib.math_changes(old, new) == []
+    new["train"]["compute_dtype"] = "bfloat16"
+    assert config_lib.math_changes(old, new) == ["train.compute_dtype: 'float32' -> 'bfloat16'"]
+
+
+def test_benchmark_refuses_an_unknown_compute_dtype(monkeypatch):
+    from conftest import run_main
+    from gan_jax import benchmark
+
+    code, stderr = run_main(benchmark.main, ["benchmark", "--compute_dtype=float32,half"],
+                            monkeypatch)
+    assert (code, stderr) == (2, "error: --compute_dtype: 'half' is not one of float32, "
+                                 "bfloat16, float16\n")
