@@ -10,7 +10,7 @@ import ml_collections
 from gan_jax import augment, losses, optim, precision
 from gan_jax import metrics as metrics_lib
 from gan_jax.data.sources import MIXED_CHANNELS
-from gan_jax.models import MIXED_PRECISION_MODELS, MODEL_CHECKS, MODELS
+from gan_jax.models import COMPUTE_DTYPES, MODEL_CHECKS, MODELS
 
 NORMS = ("batch", "layer", "none")
 # Keys that do not change the math of a run: changing them on resume continues the run.
@@ -106,9 +106,10 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
              f"of {num_devices}")
     _choice(config, "train.on_nonfinite", NONFINITE_POLICIES)
     _choice(config, "train.compute_dtype", precision.COMPUTE_DTYPES)
-    _require(train.compute_dtype == "float32" or config.model.name in MIXED_PRECISION_MODELS,
-             "train.compute_dtype", f"{train.compute_dtype} is implemented for "
-             f"{', '.join(MIXED_PRECISION_MODELS)}; model {config.model.name!r} runs in float32")
+    dtypes = COMPUTE_DTYPES.get(config.model.name, ("float32",))
+    _require(train.compute_dtype in dtypes, "train.compute_dtype",
+             f"model {config.model.name!r} runs in {' or '.join(dtypes)}, not "
+             f"{train.compute_dtype}")
     _require(train.max_skipped_steps >= 0, "train.max_skipped_steps", "must be >= 0")
     _require(train.log_every_steps >= 1, "train.log_every_steps", "must be >= 1")
     _require(train.sample_every_steps >= 0, "train.sample_every_steps", "must be >= 0 (0: never)")

@@ -13,7 +13,7 @@ import pytest
 
 from gan_jax import config as config_lib
 from gan_jax import parallel, precision, run as run_lib, sample
-from gan_jax.configs import digits_dcgan
+from gan_jax.configs import digits_dcgan, digits_progressive, digits_stylegan2
 from gan_jax.models import build_models
 from gan_jax.train import train_and_evaluate
 
@@ -118,6 +118,28 @@ def test_layers_run_in_the_compute_dtype():
     assert jax.eval_shape(g, g_vars, z).dtype == jax.eval_shape(d, d_vars, x).dtype == jnp.float32
 
 
+def test_stylegan2_synthesis_and_d_blocks_run_in_bfloat16():
+    """As NVlabs' fp16 blocks: synthesis convs and D's blocks in bf16; the mapping, the styles
+    (affine layers), the demodulation and D's 4x4 epilogue in f32; images and logits f32."""
+    config = digits_stylegan2.get_config()
+    config.data.resolution, config.model.latent_dim = 8, 16
+    s = config.stylegan2
+    s.w_dim, s.mapping_layers, s.channel_base, s.channel_max = 16, 2, 64, 16
+    config.train.compute_dtype = "bfloat16"
+    generator, discriminator = build_models(config)
+    z, x = jnp.zeros((4, 16)), jnp.zeros((4, 8, 8, 1))
+    g_vars = jax.eval_shape(generator.init, jax.random.key(0), z)
+    d_vars = jax.eval_shape(discriminator.init, jax.random.key(0), x)
+    g = lambda v, z: generator.apply(v, z, train=False)
+    d = lambda v, x: discriminator.apply(v, x)
+    g_ops, d_ops = _op_dtypes(g, g_vars, z), _op_dtypes(d, d_vars, x)
+    assert {t for op, t in g_ops if op == "convolution"} == {"bf16"}
+    assert {t for op, t in g_ops if op == "dot_general"} == {"bf16", "f32"}  # toRGB; the rest
+    d_types = [t for _, t in d_ops]
+    assert d_types[0] == "bf16" and d_types[-3:] == ["f32"] * 3  # fromrgb; b4 conv, fc, out
+    assert jax.eval_shape(g, g_vars, z).dtype == jax.eval_shape(d, d_vars, x).dtype == jnp.float32
+
+
 def test_loss_scale_skips_non_finite_updates_halves_and_grows():
     tx = precision.dynamic_loss_scale(optax.adam(0.1), init_scale=8.0, growth_interval=2)
     params = {"w": jnp.array([1.0, -2.0])}
@@ -167,14 +189,15 @@ def test_bfloat16_run_is_deterministic_and_resumes_bitwise(tiny_config, one_devi
 @pytest.mark.parametrize("model, dtype, message", [
     ("dcgan", "float64", "config.train.compute_dtype: 'float64' is not one of bfloat16, float16, "
                          "float32"),
-    ("stylegan2", "bfloat16", "config.train.compute_dtype: bfloat16 is implemented for dcgan, "
-                              "mlp, resnet; model 'stylegan2' runs in float32")])
+    ("stylegan2", "float16", "config.train.compute_dtype: model 'stylegan2' runs in float32 or "
+                             "bfloat16, not float16"),
+    ("progressive", "bfloat16", "config.train.compute_dtype: model 'progressive' runs in float32, "
+                                "not bfloat16")])
 def test_unsupported_compute_dtype_is_refused(model, dtype, message):
-    config = _config(dtype)
-    if model == "stylegan2":
-        from gan_jax.configs import digits_stylegan2
-        config = digits_stylegan2.get_config()
-        config.train.compute_dtype = dtype
+    recipes = {"dcgan": digits_dcgan, "stylegan2": digits_stylegan2,
+               "progressive": digits_progressive}
+    config = recipes[model].get_config()
+    config.train.compute_dtype = dtype
     with pytest.raises(config_lib.ConfigError) as e:
         config_lib.validate(config)
     assert str(e.value) == message

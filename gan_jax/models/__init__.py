@@ -220,8 +220,11 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
     "dcgan": _dcgan, "mlp": _mlp, "resnet": _resnet,
     "stylegan2": stylegan2.build_models, "progressive": progressive.build_models,
     "cyclegan": _cyclegan, "pix2pix": _pix2pix, "inpainting": _inpainting}
-# the models whose layers run in train.compute_dtype (the others run in float32)
-MIXED_PRECISION_MODELS = ("dcgan", "mlp", "resnet")
+# train.compute_dtype values each model's layers run in (the models missing here: float32 only);
+# StyleGAN2's float16 would need NVlabs' conv clamping (not implemented)
+COMPUTE_DTYPES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("dcgan", "mlp", "resnet"), ("float32", "bfloat16", "float16")),
+    "stylegan2": ("float32", "bfloat16")}
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
 # starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {
