@@ -146,8 +146,9 @@ def get_config() -> ml_collections.ConfigDict:
         on_nonfinite="stop",
         max_skipped_steps=100,   # 'skip': stop once more steps than this have been skipped
         # float32 | bfloat16 | float16: the dtype of G's and D's convolutions and matmuls (dcgan,
-        # mlp, resnet); params, optimizer states, losses, penalties, normalisation statistics and
-        # D's logits stay float32; float16 adds dynamic loss scaling (gan_jax/precision.py)
+        # mlp, resnet; stylegan2: float32 | bfloat16); params, optimizer states, losses,
+        # penalties, normalisation statistics and D's logits stay float32; float16 adds dynamic
+        # loss scaling (gan_jax/precision.py)
         compute_dtype="float32",
     ))
 
