@@ -75,6 +75,13 @@ def scaled_loss(loss_fn: Callable, opt_state) -> Callable:
     return scaled
 
 
+def loss_scale_metrics(g_opt_state, d_opt_state) -> dict[str, jax.Array]:
+    """{'g_loss_scale', 'd_loss_scale'} of the optimizers that scale their losses ({} for none)."""
+    return {f"{name}_loss_scale": state.scale
+            for name, state in (("g", g_opt_state), ("d", d_opt_state))
+            if isinstance(state, LossScaleState)}
+
+
 def all_finite(tree) -> jax.Array:
     """True when every float leaf of `tree` is finite."""
     leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)

@@ -154,6 +154,7 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
             ok = params_finite & precision.all_finite((d_metrics, g_metrics))
             kept = state.replace(step=state.step + 1, skipped=state.skipped + 1)
             new_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, kept)
+        metrics.update(precision.loss_scale_metrics(new_state.g_opt_state, new_state.d_opt_state))
         metrics["params_finite"] = params_finite.astype(jnp.float32)
         metrics["skipped"] = new_state.skipped.astype(jnp.float32)
         return new_state, metrics

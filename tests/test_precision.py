@@ -173,6 +173,8 @@ def test_float16_overflow_skips_the_d_step_and_halves_its_scale():
     assert float(new.d_opt_state.scale) == 2.0 ** 126 and int(new.d_opt_state.good_steps) == 0
     assert not jax.tree.all(jax.tree.map(np.array_equal, new.g_params, state.g_params))
     assert int(new.g_opt_state.good_steps) == 3 and float(metrics["params_finite"]) == 1.0
+    assert (float(metrics["d_loss_scale"]), float(metrics["g_loss_scale"])) == (2.0 ** 126,
+                                                                              2.0 ** 16)
 
 
 def test_bfloat16_run_is_deterministic_and_resumes_bitwise(tiny_config, one_device, tmp_path):
