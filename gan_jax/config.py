@@ -10,7 +10,7 @@ import ml_collections
 from gan_jax import augment, losses, optim, precision
 from gan_jax import metrics as metrics_lib
 from gan_jax.data.sources import MIXED_CHANNELS
-from gan_jax.models import COMPUTE_DTYPES, MODEL_CHECKS, MODELS
+from gan_jax.models import MODEL_CHECKS, MODEL_COMPUTE_DTYPES, MODELS
 
 NORMS = ("batch", "layer", "none")
 # Keys that do not change the math of a run: changing them on resume continues the run.
@@ -106,7 +106,7 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
              f"of {num_devices}")
     _choice(config, "train.on_nonfinite", NONFINITE_POLICIES)
     _choice(config, "train.compute_dtype", precision.COMPUTE_DTYPES)
-    dtypes = COMPUTE_DTYPES.get(config.model.name, ("float32",))
+    dtypes = MODEL_COMPUTE_DTYPES.get(config.model.name, ("float32",))
     _require(train.compute_dtype in dtypes, "train.compute_dtype",
              f"model {config.model.name!r} runs in {' or '.join(dtypes)}, not "
              f"{train.compute_dtype}")

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-COMPUTE_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+COMPUTE_DTYPES = ("float32", "bfloat16", "float16")  # the values of train.compute_dtype
 INIT_SCALE = 2.0 ** 16
 GROWTH_INTERVAL = 2000  # finite updates in a row before the scale doubles
 

@@ -222,7 +222,7 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
     "cyclegan": _cyclegan, "pix2pix": _pix2pix, "inpainting": _inpainting}
 # train.compute_dtype values each model's layers run in (the models missing here: float32 only);
 # StyleGAN2's float16 would need NVlabs' conv clamping (not implemented)
-COMPUTE_DTYPES: dict[str, tuple[str, ...]] = {
+MODEL_COMPUTE_DTYPES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("dcgan", "mlp", "resnet"), ("float32", "bfloat16", "float16")),
     "stylegan2": ("float32", "bfloat16")}
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
