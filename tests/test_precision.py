@@ -177,8 +177,11 @@ def test_float16_overflow_skips_the_d_step_and_halves_its_scale():
                                                                               2.0 ** 16)
 
 
-def test_bfloat16_run_is_deterministic_and_resumes_bitwise(tiny_config, one_device, tmp_path):
-    tiny_config.train.compute_dtype = "bfloat16"
+@pytest.mark.parametrize("dtype", ["bfloat16", pytest.param("float16", marks=pytest.mark.slow)])
+def test_low_precision_run_is_deterministic_and_resumes_bitwise(dtype, tiny_config, one_device,
+                                                                 tmp_path):
+    """Also float16's loss scales, which live in the optimizer states."""
+    tiny_config.train.compute_dtype = dtype
     unbroken = train_and_evaluate(tiny_config, tmp_path / "unbroken", devices=one_device,
                                   progress=False)
     tiny_config.train.num_steps = 2
