@@ -148,6 +148,11 @@ def get_config() -> ml_collections.ConfigDict:
         # good checkpoint) or 'skip' (do not apply that step, count it in state.skipped and go on).
         on_nonfinite="stop",
         max_skipped_steps=100,   # 'skip': stop once more steps than this have been skipped
+        # float32 | bfloat16 | float16: the dtype of G's and D's convolutions and matmuls (dcgan,
+        # mlp, resnet; stylegan2: float32 | bfloat16); params, optimizer states, losses,
+        # penalties, normalisation statistics and D's logits stay float32; float16 adds dynamic
+        # loss scaling (gan_jax/precision.py)
+        compute_dtype="float32",
     ))
 
     config.checkpoint = ml_collections.ConfigDict(dict(

@@ -1,12 +1,13 @@
 """Speed of the compiled train step of a config: compile time, s/step, img/s, peak memory.
 
     python -m gan_jax.benchmark [--config=configs/x.py] [--config.train.batch_size=64] \
-        [--steps=10] [--torch] [--data=512]
+        [--steps=10] [--torch] [--compute_dtype=float32,bfloat16] [--data=512]
 
 --torch also times the same DCGAN network and step in PyTorch on the same machine (needs torch),
-so the two figures come from one run. Timings use synthetic uint8 batches: the input pipeline is
-measured on its own with --data=N (N JPEGs it writes to a temporary folder), printed below the
-train step's img/s.
+so the two figures come from one run. --compute_dtype times the step once per listed
+`train.compute_dtype` (one row each; peak memory is the process's so far). Timings use synthetic
+uint8 batches: the input pipeline is measured on its own with --data=N (N JPEGs it writes to a
+temporary folder), printed below the train step's img/s.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import jax
 import numpy as np
 from PIL import Image
 
-from gan_jax import cli, parallel
+from gan_jax import cli, parallel, precision
 from gan_jax.data.pipeline import BatchIterator
 from gan_jax.data.sources import FILES_PER_WORKER, make_source
 from gan_jax.data.workers import resolve_workers
@@ -168,6 +169,8 @@ def main(argv=None) -> None:
         "config", str(resources.files("gan_jax.configs") / "digits_dcgan.py"), "Config to time.")
     flags.DEFINE_integer("steps", 10, "Timed steps (median reported).")
     flags.DEFINE_boolean("torch", False, "Also time the same DCGAN in PyTorch (CPU).")
+    flags.DEFINE_list("compute_dtype", None, "Time the step with each of these "
+                      "train.compute_dtype values, e.g. float32,bfloat16 (default: the config's).")
     flags.DEFINE_integer("inception", 0, "Instead: time InceptionV3 features of this many images "
                          "and the scores on 10k features.")
     flags.DEFINE_integer("data", 0, "Also time the input pipeline on a folder of this many "
@@ -178,6 +181,11 @@ def main(argv=None) -> None:
         parallel.use_deterministic_ops()  # as the train command does by default
         f = flags.FLAGS
         config = f.config
+        dtypes = f.compute_dtype or [config.train.compute_dtype]
+        for dtype in dtypes:
+            if dtype not in precision.COMPUTE_DTYPES:
+                cli.fail(f"--compute_dtype: {dtype!r} is not one of "
+                         f"{', '.join(precision.COMPUTE_DTYPES)}")
         if f.torch:  # before any timing
             if config.model.name != "dcgan" or config.train.n_critic != 1:
                 cli.fail("--torch needs a DCGAN config with train.n_critic=1")
@@ -196,7 +204,10 @@ def main(argv=None) -> None:
         # Peak memory: the device's when it reports one, else this process's host RSS so far.
         print("| implementation | s/step | img/s | compile s | peak MiB |")
         print("|---|---|---|---|---|")
-        print(_row(f"gan_jax ({jax.default_backend()})", time_train_step(config, f.steps)), flush=True)
+        for dtype in dtypes:
+            config.train.compute_dtype = dtype
+            print(_row(f"gan_jax ({jax.default_backend()}, {dtype})",
+                       time_train_step(config, f.steps)), flush=True)
         if f.data:
             print(f"\ninput pipeline: {f.data} JPEGs of 512x384 px decoded to RGB; "
                   f"{resolve_workers(0)} cores")

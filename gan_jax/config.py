@@ -7,10 +7,10 @@ from typing import Any
 
 import ml_collections
 
-from gan_jax import augment, losses, optim
+from gan_jax import augment, losses, optim, precision
 from gan_jax import metrics as metrics_lib
 from gan_jax.data.sources import MIXED_CHANNELS
-from gan_jax.models import MODEL_CHECKS, MODELS
+from gan_jax.models import MODEL_CHECKS, MODEL_COMPUTE_DTYPES, MODELS
 
 NORMS = ("batch", "layer", "none")
 # Keys that do not change the math of a run: changing them on resume continues the run.
@@ -107,6 +107,11 @@ def validate(config: ml_collections.ConfigDict, num_devices: int = 1, num_proces
              f"{train.g_batch_size} is not divisible by the {num_devices} devices; use a multiple "
              f"of {num_devices}")
     _choice(config, "train.on_nonfinite", NONFINITE_POLICIES)
+    _choice(config, "train.compute_dtype", precision.COMPUTE_DTYPES)
+    dtypes = MODEL_COMPUTE_DTYPES.get(config.model.name, ("float32",))
+    _require(train.compute_dtype in dtypes, "train.compute_dtype",
+             f"model {config.model.name!r} runs in {' or '.join(dtypes)}, not "
+             f"{train.compute_dtype}")
     _require(train.max_skipped_steps >= 0, "train.max_skipped_steps", "must be >= 0")
     _require(train.log_every_steps >= 1, "train.log_every_steps", "must be >= 1")
     _require(train.sample_every_steps >= 0, "train.sample_every_steps", "must be >= 0 (0: never)")
@@ -224,7 +229,7 @@ def _keys_added_since_0_1(cur: dict[str, Any]) -> dict[str, Any]:
             **{f"inpaint.{k}": cur.get(f"inpaint.{k}")  # inpainting's, unused by the others
                for k in ("mask_kinds", "area_range", "dilations", "gan_weight", "hole_weight",
                          "valid_weight", "test_data")},
-            "augment.kind": "diffaugment", "loss.pl_weight": 0.0,
+            "augment.kind": "diffaugment", "loss.pl_weight": 0.0, "train.compute_dtype": "float32",
             **{f"loss.{k}": cur.get(f"loss.{k}")  # path length's, unused without it
                for k in ("pl_every", "pl_decay", "pl_batch_shrink")},
             **{f"augment.{k}": cur.get(f"augment.{k}")  # ADA's, unused by DiffAugment

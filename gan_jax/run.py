@@ -17,7 +17,7 @@ import optax
 from jax.sharding import Mesh
 
 from gan_jax import config as config_lib
-from gan_jax import optim, parallel
+from gan_jax import optim, parallel, precision
 from gan_jax.data.image_pairs import make_pair_source
 from gan_jax.data.sources import make_source, subset_source
 from gan_jax.state import GANState, create_state
@@ -128,5 +128,6 @@ def build_run(config: ml_collections.ConfigDict, devices=None) -> Run:
     """Validate `config` (ConfigError before any compute) and build its Run."""
     mesh = parallel.make_mesh(devices)
     config_lib.validate(config, num_devices=mesh.devices.size, num_processes=jax.process_count())
-    return Run(config, mesh, build_task(config),
-               optim.make_optimizer(config.optim.g), optim.make_optimizer(config.optim.d))
+    g_tx, d_tx = (precision.optimizer(optim.make_optimizer(config.optim[name]),
+                                      config.train.compute_dtype) for name in ("g", "d"))
+    return Run(config, mesh, build_task(config), g_tx, d_tx)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from gan_jax import images, parallel
+from gan_jax import images, parallel, precision
 from gan_jax.state import GANState
 
 IMAGE_KEYS = ("image", "a", "b")  # batch entries that are images: uint8 in, float [-1, 1] inside
@@ -34,6 +34,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
     a G update on task.g_reg_loss after the main one, with the same optimizer (NVlabs' Greg); it
     writes what task.g_reg_writes names.
     On steps where task.resets_optimizers(step), both optimizers start from a fresh init.
+    Each loss is multiplied by its optimizer's loss scale when it has one (float16:
+    `precision.dynamic_loss_scale`, which unscales the gradients and skips non-finite updates).
 
     metrics['params_finite'] is 1 when every updated param is finite. With
     train.on_nonfinite='skip', a step whose losses or updated params are non-finite is not applied:
@@ -67,7 +69,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
             d_params, d_opt_state, held = carry
             sub_batch, i = inputs
             keys = parallel.example_keys(jax.random.fold_in(step_key, i), local_batch)
-            grads, (writes, metrics) = jax.grad(task.discriminator_loss, has_aux=True)(
+            grads, (writes, metrics) = jax.grad(
+                precision.scaled_loss(task.discriminator_loss, d_opt_state), has_aux=True)(
                 parallel.per_device(d_params), held["d_state"], state.g_params, held["g_state"],
                 sub_batch, keys, state.step, held["task_state"])
             grads = parallel.mean_over_devices(grads)
@@ -85,7 +88,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
                 d_params, d_opt_state = carry
                 keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic + 1),
                                              local_batch)
-                grads, r1_metrics = jax.grad(task.r1_loss, has_aux=True)(
+                grads, r1_metrics = jax.grad(precision.scaled_loss(task.r1_loss, d_opt_state),
+                                             has_aux=True)(
                     parallel.per_device(d_params), held["d_state"], last_batch, keys, state.step,
                     held["task_state"])
                 grads, r1_metrics = parallel.mean_over_devices((grads, r1_metrics))
@@ -99,7 +103,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
 
         keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic),
                                      local_batch * g_batch_size // batch_size)
-        grads, (writes, g_metrics) = jax.grad(task.generator_loss, has_aux=True)(
+        grads, (writes, g_metrics) = jax.grad(
+            precision.scaled_loss(task.generator_loss, g_opt_state), has_aux=True)(
             parallel.per_device(state.g_params), held["g_state"], d_params, held["d_state"],
             last_batch, keys, state.step, held["task_state"])
         grads = parallel.mean_over_devices(grads)
@@ -113,7 +118,8 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
                 g_params, g_opt_state, held = carry
                 keys = parallel.example_keys(jax.random.fold_in(step_key, n_critic + 2),
                                              local_batch * g_batch_size // batch_size)
-                grads, (writes, reg_metrics) = jax.grad(task.g_reg_loss, has_aux=True)(
+                grads, (writes, reg_metrics) = jax.grad(
+                    precision.scaled_loss(task.g_reg_loss, g_opt_state), has_aux=True)(
                     parallel.per_device(g_params), held["g_state"], keys, state.step,
                     held["task_state"])
                 grads, reg_metrics = parallel.mean_over_devices((grads, reg_metrics))
@@ -139,15 +145,16 @@ def make_train_step(task, g_tx: optax.GradientTransformation, d_tx: optax.Gradie
 
         d_metrics, g_metrics = parallel.mean_over_devices((d_metrics, g_metrics))
         metrics = {**jax.tree.map(lambda m: m[-1], d_metrics), **g_metrics}
-        params_finite = _all_finite((g_params, d_params, ema_params))
+        params_finite = precision.all_finite((g_params, d_params, ema_params))
         new_state = state.replace(
             step=state.step + 1, g_params=g_params, d_params=d_params, g_state=g_state,
             d_state=held["d_state"], task_state=held["task_state"], g_opt_state=g_opt_state,
             d_opt_state=d_opt_state, ema_params=ema_params, ema_state=ema_state)
         if skip_nonfinite:
-            ok = params_finite & _all_finite((d_metrics, g_metrics))
+            ok = params_finite & precision.all_finite((d_metrics, g_metrics))
             kept = state.replace(step=state.step + 1, skipped=state.skipped + 1)
             new_state = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state, kept)
+        metrics.update(precision.loss_scale_metrics(new_state.g_opt_state, new_state.d_opt_state))
         metrics["params_finite"] = params_finite.astype(jnp.float32)
         metrics["skipped"] = new_state.skipped.astype(jnp.float32)
         return new_state, metrics
@@ -186,10 +193,3 @@ def ema_update(new, ema, decay: jax.Array):
         return optax.incremental_update(n, e, 1.0 - decay)
 
     return jax.tree.map(update, new, ema)
-
-
-def _all_finite(tree) -> jax.Array:
-    """True when every float leaf of `tree` is finite."""
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)
-              if jnp.issubdtype(x.dtype, jnp.inexact)]
-    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Callable
 
 import flax.linen as nn
+import jax.numpy as jnp
 import ml_collections
 
 from gan_jax.masks import check_kinds
@@ -21,9 +22,15 @@ def _bn_axis(config: ml_collections.ConfigDict) -> str | None:
     return "data" if config.model.cross_replica_bn else None
 
 
+def _dtype(config: ml_collections.ConfigDict) -> jnp.dtype:
+    """The dtype of the layers' computations (`train.compute_dtype`)."""
+    return jnp.dtype(config.train.compute_dtype)
+
+
 def _dcgan(config: ml_collections.ConfigDict) -> Pair:
     m, d = config.model, config.data
-    common = dict(width=m.width, bn_momentum=m.bn_momentum, bn_axis_name=_bn_axis(config))
+    common = dict(width=m.width, bn_momentum=m.bn_momentum, bn_axis_name=_bn_axis(config),
+                  dtype=_dtype(config))
     return (DCGANGenerator(d.resolution, d.channels, norm=m.g_norm, **common),
             DCGANDiscriminator(d.resolution, norm=m.d_norm, **common))
 
@@ -32,17 +39,20 @@ def _mlp(config: ml_collections.ConfigDict) -> Pair:
     m, d = config.model, config.data
     hidden = tuple(m.hidden_dims)
     return (MLPGenerator(d.resolution, d.channels, hidden, norm=m.g_norm,
-                         bn_momentum=m.bn_momentum, bn_axis_name=_bn_axis(config)),
-            MLPDiscriminator(hidden))
+                         bn_momentum=m.bn_momentum, bn_axis_name=_bn_axis(config),
+                         dtype=_dtype(config)),
+            MLPDiscriminator(hidden, dtype=_dtype(config)))
 
 
 def _resnet(config: ml_collections.ConfigDict) -> Pair:
     m, d = config.model, config.data
     return (ResNetGenerator(d.resolution, d.channels, tuple(m.g_channels), m.num_classes,
                             m.shared_dim, m.hierarchical, m.attention_resolution,
-                            m.g_spectral_norm, m.bn_momentum, _bn_axis(config), m.weight_init),
+                            m.g_spectral_norm, m.bn_momentum, _bn_axis(config), m.weight_init,
+                            _dtype(config)),
             ResNetDiscriminator(tuple(m.d_channels), tuple(m.d_down), m.num_classes,
-                                m.attention_resolution, m.d_spectral_norm, m.weight_init))
+                                m.attention_resolution, m.d_spectral_norm, m.weight_init,
+                                _dtype(config)))
 
 
 def _unconditional(config: ml_collections.ConfigDict) -> None:
@@ -210,6 +220,11 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
     "dcgan": _dcgan, "mlp": _mlp, "resnet": _resnet,
     "stylegan2": stylegan2.build_models, "progressive": progressive.build_models,
     "cyclegan": _cyclegan, "pix2pix": _pix2pix, "inpainting": _inpainting}
+# train.compute_dtype values each model's layers run in (the models missing here: float32 only);
+# StyleGAN2's float16 would need NVlabs' conv clamping (not implemented)
+MODEL_COMPUTE_DTYPES: dict[str, tuple[str, ...]] = {
+    **dict.fromkeys(("dcgan", "mlp", "resnet"), ("float32", "bfloat16", "float16")),
+    "stylegan2": ("float32", "bfloat16")}
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
 # starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {

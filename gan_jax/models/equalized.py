@@ -15,7 +15,7 @@ Inputs are NHWC throughout.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -140,16 +140,19 @@ class EqualDense(nn.Module):
     lr_multiplier: float = 1.0
     bias_init: float = 0.0
     activation: str | None = None
+    dtype: Any = jnp.float32  # of the matmul and the output (the params stay float32)
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         fan_in = x.shape[-1]
         kernel = self.param("kernel", equalized_init(self.lr_multiplier), (fan_in, self.features))
-        x = jnp.dot(x, kernel * (self.lr_multiplier / math.sqrt(fan_in)))
+        x, kernel = nn.dtypes.promote_dtype(
+            x, kernel * (self.lr_multiplier / math.sqrt(fan_in)), dtype=self.dtype)
+        x = jnp.dot(x, kernel)
         if self.use_bias:
             bias = self.param("bias", nn.initializers.constant(self.bias_init / self.lr_multiplier),
                               (self.features,))
-            x = x + bias * self.lr_multiplier
+            x = x + (bias * self.lr_multiplier).astype(x.dtype)
         return activate(x, self.activation)
 
 
@@ -172,6 +175,7 @@ class EqualConv(nn.Module):
     bias_init: float = 0.0
     activation: str | None = None
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    dtype: Any = jnp.float32  # of the conv and the output (the params stay float32)
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -180,12 +184,13 @@ class EqualConv(nn.Module):
             raise ValueError(f"EqualConv needs an odd kernel size, got {k}")
         kernel = self.param("kernel", equalized_init(self.lr_multiplier),
                             (k, k, fan_in, self.features))
-        kernel = kernel * (self.lr_multiplier / math.sqrt(fan_in * k * k))
+        x, kernel = nn.dtypes.promote_dtype(
+            x, kernel * (self.lr_multiplier / math.sqrt(fan_in * k * k)), dtype=self.dtype)
         x = conv2d(x, kernel, down=self.down, resample_filter=self.resample_filter)
         if self.use_bias:
             bias = self.param("bias", nn.initializers.constant(self.bias_init / self.lr_multiplier),
                               (self.features,))
-            x = x + bias * self.lr_multiplier
+            x = x + (bias * self.lr_multiplier).astype(x.dtype)
         return activate(x, self.activation)
 
 

@@ -18,11 +18,15 @@ Self-attention (SAGAN) runs after the block reaching `attention_resolution` in G
 Spectral normalisation divides each kernel by its largest singular value, estimated by one power
 iteration per call from a vector `u` kept in the 'spectral' collection. `u` is updated only when
 training, so it is part of the train state: checkpointed, resumed and deterministic.
+
+`dtype` is the dtype of the convolutions and matmuls (and attention's products); params, BatchNorm
+statistics, the power iteration (on the float32 kernel, cast after dividing by sigma), attention's
+softmax, D's pooled features and logits, and G's images are float32 whatever it is.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 import jax
@@ -74,15 +78,18 @@ class SNDense(nn.Module):
     use_bias: bool = True
     spectral_norm: bool = True
     kernel_init: nn.initializers.Initializer = xavier_uniform()
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, update_stats: bool):
         kernel = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
         if self.spectral_norm:
             kernel = spectral_normalize(self, kernel, update_stats)
+        x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
         y = x @ kernel
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
+            bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+            y = y + bias.astype(y.dtype)
         return y
 
 
@@ -95,6 +102,7 @@ class SNConv(nn.Module):
     use_bias: bool = True
     spectral_norm: bool = True
     kernel_init: nn.initializers.Initializer = xavier_uniform()
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, update_stats: bool):
@@ -102,12 +110,14 @@ class SNConv(nn.Module):
         kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features))
         if self.spectral_norm:
             kernel = spectral_normalize(self, kernel, update_stats)
+        x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
         if k == 1:
             y = jnp.einsum("bhwi,io->bhwo", x, kernel[0, 0])
         else:
             y = conv(x, kernel, (1, 1), ((k // 2, k // 2), (k // 2, k // 2)))
         if self.use_bias:
-            y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
+            bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+            y = y + bias.astype(y.dtype)
         return y
 
 
@@ -136,24 +146,27 @@ class ConditionalBatchNorm(nn.Module):
     axis_name: str | None = None
     spectral_norm: bool = False
     weight_init: str = "xavier"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, cond, train: bool):
         c = x.shape[-1]
         x = nn.BatchNorm(use_running_average=not train, momentum=self.momentum, epsilon=1e-5,
                          use_scale=cond is None, use_bias=cond is None,
-                         axis_name=self.axis_name)(x)
+                         axis_name=self.axis_name, dtype=self.dtype)(x)
         if cond is None:
             return x
         if jnp.issubdtype(cond.dtype, jnp.integer):
-            gain = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones, name="gain")(cond)
+            gain = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.ones, name="gain",
+                            dtype=self.dtype)(cond)
             bias = nn.Embed(self.num_classes, c, embedding_init=nn.initializers.zeros,
-                            name="bias")(cond)
+                            name="bias", dtype=self.dtype)(cond)
         else:
-            gain = 1.0 + SNDense(c, use_bias=False, spectral_norm=self.spectral_norm,
-                                 kernel_init=kernel_init(self.weight_init), name="gain")(cond, train)
-            bias = SNDense(c, use_bias=False, spectral_norm=self.spectral_norm,
-                           kernel_init=kernel_init(self.weight_init), name="bias")(cond, train)
+            dense = lambda name: SNDense(c, use_bias=False, spectral_norm=self.spectral_norm,
+                                         kernel_init=kernel_init(self.weight_init), name=name,
+                                         dtype=self.dtype)
+            gain = 1.0 + dense("gain")(cond, train)
+            bias = dense("bias")(cond, train)
         return x * gain[:, None, None, :] + bias[:, None, None, :]
 
 
@@ -163,19 +176,23 @@ class SelfAttention(nn.Module):
 
     spectral_norm: bool = True
     weight_init: str = "xavier"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, update_stats: bool):
         b, h, w, c = x.shape
         conv1 = lambda f, name: SNConv(f, 1, use_bias=False, spectral_norm=self.spectral_norm,
-                                       kernel_init=kernel_init(self.weight_init), name=name)
+                                       kernel_init=kernel_init(self.weight_init), name=name,
+                                       dtype=self.dtype)
         pool = lambda y: nn.max_pool(y, (2, 2), (2, 2))
         theta = conv1(c // 8, "theta")(x, update_stats).reshape(b, h * w, c // 8)
         phi = pool(conv1(c // 8, "phi")(x, update_stats)).reshape(b, -1, c // 8)
         g = pool(conv1(c // 2, "g")(x, update_stats)).reshape(b, -1, c // 2)
-        attention = jax.nn.softmax(theta @ phi.transpose(0, 2, 1), axis=-1)
+        logits = (theta @ phi.transpose(0, 2, 1)).astype(jnp.float32)
+        attention = jax.nn.softmax(logits, axis=-1).astype(g.dtype)
         o = conv1(c, "o")((attention @ g).reshape(b, h, w, c // 2), update_stats)
-        return x + self.param("gamma", nn.initializers.zeros_init(), ()) * o
+        gamma = self.param("gamma", nn.initializers.zeros_init(), ())
+        return x + gamma.astype(o.dtype) * o
 
 
 class GBlock(nn.Module):
@@ -187,13 +204,15 @@ class GBlock(nn.Module):
     bn_momentum: float = 0.9
     bn_axis_name: str | None = None
     weight_init: str = "xavier"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, cond, train: bool):
         norm = lambda: ConditionalBatchNorm(self.num_classes, self.bn_momentum, self.bn_axis_name,
-                                            self.spectral_norm, self.weight_init)
+                                            self.spectral_norm, self.weight_init, self.dtype)
         sn_conv = lambda k, gain: SNConv(self.features, k, spectral_norm=self.spectral_norm,
-                                         kernel_init=kernel_init(self.weight_init, gain))
+                                         kernel_init=kernel_init(self.weight_init, gain),
+                                         dtype=self.dtype)
         h = upsample(nn.relu(norm()(x, cond, train)), 2)
         h = sn_conv(3, 2 ** 0.5)(h, train)
         h = nn.relu(norm()(h, cond, train))
@@ -210,11 +229,13 @@ class DBlock(nn.Module):
     optimized: bool = False
     spectral_norm: bool = True
     weight_init: str = "xavier"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, update_stats: bool):
         sn_conv = lambda f, k, gain: SNConv(f, k, spectral_norm=self.spectral_norm,
-                                            kernel_init=kernel_init(self.weight_init, gain))
+                                            kernel_init=kernel_init(self.weight_init, gain),
+                                            dtype=self.dtype)
         pool = (lambda y: downsample(y, 2)) if self.down else (lambda y: y)
         # hidden width: the output's in the optimized block, else the input's (SNGAN's D)
         hidden = self.features if self.optimized else x.shape[-1]
@@ -260,6 +281,7 @@ class ResNetGenerator(nn.Module):
     bn_momentum: float = 0.9
     bn_axis_name: str | None = None
     weight_init: str = "xavier"
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, z, labels=None, train: bool = True):
@@ -282,20 +304,20 @@ class ResNetGenerator(nn.Module):
             conds = [labels] * num_blocks
         c0 = self.channels[0]
         x = SNDense(base * base * c0, spectral_norm=self.spectral_norm,
-                    kernel_init=kernel_init(self.weight_init))(z, train)
+                    kernel_init=kernel_init(self.weight_init), dtype=self.dtype)(z, train)
         x = x.reshape(z.shape[0], base, base, c0)
         size = base
         for features, cond in zip(self.channels[1:], conds):
             x = GBlock(features, self.num_classes, self.spectral_norm, self.bn_momentum,
-                       self.bn_axis_name, self.weight_init)(x, cond, train)
+                       self.bn_axis_name, self.weight_init, self.dtype)(x, cond, train)
             size *= 2
             if size == self.attention_resolution:
-                x = SelfAttention(self.spectral_norm, self.weight_init)(x, train)
+                x = SelfAttention(self.spectral_norm, self.weight_init, self.dtype)(x, train)
         x = nn.relu(nn.BatchNorm(use_running_average=not train, momentum=self.bn_momentum,
-                                 epsilon=1e-5, axis_name=self.bn_axis_name)(x))
+                                 epsilon=1e-5, axis_name=self.bn_axis_name, dtype=self.dtype)(x))
         x = SNConv(self.out_channels, 3, spectral_norm=self.spectral_norm,
-                   kernel_init=kernel_init(self.weight_init))(x, train)
-        return jnp.tanh(x)
+                   kernel_init=kernel_init(self.weight_init), dtype=self.dtype)(x, train)
+        return jnp.tanh(x.astype(jnp.float32))
 
 
 class ResNetDiscriminator(nn.Module):
@@ -311,16 +333,17 @@ class ResNetDiscriminator(nn.Module):
     attention_resolution: int = 0
     spectral_norm: bool = True
     weight_init: str = "xavier"  # weights' init: see `kernel_init`
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x, labels=None, train: bool = True):
         h = x
         for i, (features, down) in enumerate(zip(self.channels, self.down)):
             h = DBlock(features, down, optimized=i == 0, spectral_norm=self.spectral_norm,
-                       weight_init=self.weight_init)(h, train)
+                       weight_init=self.weight_init, dtype=self.dtype)(h, train)
             if h.shape[1] == self.attention_resolution and (i == 0 or down):
-                h = SelfAttention(self.spectral_norm, self.weight_init)(h, train)
-        h = jnp.sum(nn.relu(h), axis=(1, 2))
+                h = SelfAttention(self.spectral_norm, self.weight_init, self.dtype)(h, train)
+        h = jnp.sum(nn.relu(h).astype(jnp.float32), axis=(1, 2))
         out = SNDense(1, spectral_norm=self.spectral_norm,
                       kernel_init=kernel_init(self.weight_init))(h, train)[:, 0]
         if self.num_classes:

@@ -29,6 +29,12 @@ the noise is drawn from per-example keys the caller passes (`noise_keys`, folded
 index), never from a module RNG, so images do not depend on the batch split or device count;
 noise_keys=None means no noise (NVlabs' noise_mode='none').
 
+`dtype` (train.compute_dtype; bfloat16 here, float16 is refused: it needs NVlabs' conv clamping)
+is the dtype of the synthesis layers' and D's blocks' convolutions and activations, as NVlabs'
+`use_fp16` blocks but at every resolution; as in NVlabs the mapping networks, the styles (affine
+layers), the demodulation coefficients, the noise, the summed RGB image and D's epilogue (from
+minibatch stddev to the logits) stay float32, and so do the params.
+
 Training lives in `gan_jax.tasks.stylegan2` (StyleGAN2Task): non-saturating loss; lazy R1 (the
 base task's `r1_every` and `r1_mode`); style mixing with a crossover layer drawn per example
 (NVlabs: one per batch); path length regularisation through `styles` and `synthesize`.
@@ -37,6 +43,7 @@ base task's `r1_every` and `r1_mode`); style mixing with a crossover layer drawn
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -130,14 +137,14 @@ def modulated_conv(x: Array, kernel: Array, styles: Array, demodulate: bool = Tr
     k = kernel.shape[0]
     if up:
         # conv_transpose takes (k, k, out, in); this equals NVlabs' up=2 path for the same weight
-        y = conv_transpose(x, kernel.transpose(0, 1, 3, 2), strides=2, padding=0)
+        y = conv_transpose(x, kernel.transpose(0, 1, 3, 2).astype(x.dtype), strides=2, padding=0)
         fw = len(resample_filter)
         pad = (k // 2 + (fw + 1) // 2 - (k - 1), k // 2 + (fw - 2) // 2 - (k - 2))
         y = fir_filter(y, resample_filter, pad, gain=4.0)
     elif k == 1:
-        y = jnp.dot(x, kernel[0, 0])
+        y = jnp.dot(x, kernel[0, 0].astype(x.dtype))
     else:
-        y = conv(x, kernel, strides=1, padding=k // 2)
+        y = conv(x, kernel.astype(x.dtype), strides=1, padding=k // 2)
     if demodulate:
         y = y * _demodulation(kernel, styles)[:, None, None, :].astype(y.dtype)
     return y
@@ -157,18 +164,21 @@ class SynthesisLayer(nn.Module):
     layer_index: int
     up: bool = False
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array, w: Array, noise_keys: Array | None) -> Array:
         styles = EqualDense(x.shape[-1], bias_init=1.0, name="affine")(w)
         kernel = self.param("kernel", nn.initializers.normal(1.0), (3, 3, x.shape[-1],
                                                                     self.features))
-        x = modulated_conv(x, kernel, styles, up=self.up, resample_filter=self.resample_filter)
+        x = modulated_conv(x.astype(self.dtype), kernel, styles, up=self.up,
+                           resample_filter=self.resample_filter)
         strength = self.param("noise_strength", nn.initializers.zeros, ())
         if noise_keys is not None:
-            x = x + strength * layer_noise(noise_keys, self.layer_index, self.resolution)
+            noise = strength * layer_noise(noise_keys, self.layer_index, self.resolution)
+            x = x + noise.astype(x.dtype)
         bias = self.param("bias", nn.initializers.zeros, (self.features,))
-        return lrelu(x + bias)
+        return lrelu(x + bias.astype(x.dtype))
 
 
 class ToRGB(nn.Module):
@@ -178,11 +188,12 @@ class ToRGB(nn.Module):
 
     @nn.compact
     def __call__(self, x: Array, w: Array) -> Array:
+        """In x's dtype, returned as float32 (NVlabs sums the RGB images in float32)."""
         fan_in = x.shape[-1]
         styles = EqualDense(fan_in, bias_init=1.0, name="affine")(w) / math.sqrt(fan_in)
         kernel = self.param("kernel", nn.initializers.normal(1.0), (1, 1, fan_in, self.channels))
         bias = self.param("bias", nn.initializers.zeros, (self.channels,))
-        return modulated_conv(x, kernel, styles, demodulate=False) + bias
+        return modulated_conv(x, kernel, styles, demodulate=False).astype(jnp.float32) + bias
 
 
 class SynthesisNetwork(nn.Module):
@@ -193,6 +204,7 @@ class SynthesisNetwork(nn.Module):
     channel_base: int = 32768
     channel_max: int = 512
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, ws: Array, noise_keys: Array | None = None) -> Array:
@@ -203,10 +215,10 @@ class SynthesisNetwork(nn.Module):
         for res in resolutions(self.resolution):
             if res > 4:
                 x = SynthesisLayer(ch(res), res, w_index, up=True,
-                                   resample_filter=self.resample_filter,
+                                   resample_filter=self.resample_filter, dtype=self.dtype,
                                    name=f"b{res}_conv0")(x, ws[:, w_index], noise_keys)
                 w_index += 1
-            x = SynthesisLayer(ch(res), res, w_index, name=f"b{res}_conv1")(
+            x = SynthesisLayer(ch(res), res, w_index, dtype=self.dtype, name=f"b{res}_conv1")(
                 x, ws[:, w_index], noise_keys)
             w_index += 1
             y = ToRGB(self.channels, name=f"b{res}_torgb")(x, ws[:, w_index])
@@ -234,6 +246,7 @@ class StyleGAN2Generator(nn.Module):
     channel_base: int = 32768
     channel_max: int = 512
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    dtype: Any = jnp.float32  # the synthesis network's (the mapping runs in float32)
 
     @property
     def num_ws(self) -> int:
@@ -244,7 +257,7 @@ class StyleGAN2Generator(nn.Module):
                                       self.num_classes, self.mapping_lr_multiplier,
                                       self.w_avg_beta)
         self.synthesis = SynthesisNetwork(self.resolution, self.channels, self.channel_base,
-                                          self.channel_max, self.resample_filter)
+                                          self.channel_max, self.resample_filter, self.dtype)
 
     def styles(self, z: Array, labels: Array | None = None, train: bool = True, *,
                mix_z: Array | None = None, mix_cutoff: Array | None = None,
@@ -289,24 +302,26 @@ class StyleGAN2Discriminator(nn.Module):
     mapping_layers: int = 8
     mapping_lr_multiplier: float = 0.01
     resample_filter: tuple[float, ...] = DEFAULT_FILTER
+    dtype: Any = jnp.float32  # the blocks' (the 4x4 epilogue runs in float32)
 
     @nn.compact
     def __call__(self, x: Array, labels: Array | None = None, train: bool = True) -> Array:
         if self.architecture not in ("resnet", "orig"):
             raise ValueError(f"unknown D architecture {self.architecture!r}; use resnet or orig")
         ch = lambda r: channels_at(r, self.channel_base, self.channel_max)
-        f = self.resample_filter
-        x = EqualConv(ch(self.resolution), 1, activation="lrelu", name="fromrgb")(x)
+        f, dtype = self.resample_filter, self.dtype
+        x = EqualConv(ch(self.resolution), 1, activation="lrelu", dtype=dtype, name="fromrgb")(x)
         for res in resolutions(self.resolution)[:0:-1]:  # R, ..., 8
             gain = math.sqrt(0.5) if self.architecture == "resnet" else 1.0
             y = x
-            x = EqualConv(ch(res), 3, activation="lrelu", name=f"b{res}_conv0")(x)
+            x = EqualConv(ch(res), 3, activation="lrelu", dtype=dtype, name=f"b{res}_conv0")(x)
             x = EqualConv(ch(res // 2), 3, down=True, activation="lrelu", resample_filter=f,
-                          name=f"b{res}_conv1")(x) * gain
+                          dtype=dtype, name=f"b{res}_conv1")(x) * gain
             if self.architecture == "resnet":
                 x = x + EqualConv(ch(res // 2), 1, use_bias=False, down=True, resample_filter=f,
-                                  name=f"b{res}_skip")(y) * gain
+                                  dtype=dtype, name=f"b{res}_skip")(y) * gain
         # epilogue at 4x4
+        x = x.astype(jnp.float32)
         if self.mbstd_num_features:
             x = minibatch_stddev(x, self.mbstd_group_size, self.mbstd_num_features)
         x = EqualConv(ch(4), 3, activation="lrelu", name="b4_conv")(x)
@@ -329,14 +344,15 @@ def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Modul
     s, m, d = config.stylegan2, config.model, config.data
     widths = dict(channel_base=s.channel_base, channel_max=s.channel_max)
     lr_mul = dict(mapping_lr_multiplier=s.mapping_lr_multiplier)
+    dtype = jnp.dtype(config.train.compute_dtype)
     return (StyleGAN2Generator(d.resolution, d.channels, m.latent_dim, s.w_dim, s.mapping_layers,
                                w_avg_beta=s.w_avg_beta, num_classes=m.num_classes, **lr_mul,
-                               **widths),
+                               **widths, dtype=dtype),
             StyleGAN2Discriminator(d.resolution, architecture=s.d_architecture,
                                    mbstd_group_size=s.mbstd_group_size,
                                    mbstd_num_features=s.mbstd_num_features,
                                    num_classes=m.num_classes, mapping_layers=s.d_mapping_layers,
-                                   **lr_mul, **widths))
+                                   **lr_mul, **widths, dtype=dtype))
 
 
 def check_config(config: ml_collections.ConfigDict) -> None:

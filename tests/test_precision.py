@@ -1,0 +1,230 @@
+"""Mixed precision: train.compute_dtype and float16 loss scaling (gan_jax/precision.py)."""
+
+import functools
+import hashlib
+import json
+import re
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gan_jax import config as config_lib
+from gan_jax import parallel, precision, run as run_lib, sample
+from gan_jax.configs import digits_dcgan, digits_progressive, digits_stylegan2
+from gan_jax.models import build_models
+from gan_jax.train import train_and_evaluate
+
+STEPS = 10
+# sha256 (first 16 hex digits) of the float leaves of the state after 3 steps of `_config()`
+# computed by the code before train.compute_dtype existed (main at b2df003)
+FLOAT32_DIGEST_BEFORE = "fd24449d1c6e2a80"
+
+
+def _config(compute_dtype="float32", r1_weight=1.0):
+    """A DCGAN on 8x8 images, by default with R1 (a second-order gradient through the compute
+    dtype)."""
+    config = digits_dcgan.get_config()
+    config.loss.r1_weight = r1_weight
+    config.data.resolution = 8
+    config.model.width = 8
+    config.model.latent_dim = 8
+    config.train.batch_size = 8
+    config.ema.decay, config.ema.start_step = 0.9, 0
+    config.train.compute_dtype = compute_dtype
+    return config
+
+
+def _batches(n: int):
+    """n fixed batches of uint8 images (n_critic 1, 8 images), independent of any data pipeline."""
+    rng = np.random.default_rng(0)
+    return [{"image": rng.integers(0, 256, (1, 8, 8, 8, 1), dtype=np.uint8)} for _ in range(n)]
+
+
+@functools.cache
+def _train(compute_dtype: str, steps: int = STEPS, r1_weight: float = 1.0):
+    """(states after each step, (d_loss, g_loss) per step, the run, its step) on one device."""
+    run = run_lib.build_run(_config(compute_dtype, r1_weight), jax.devices()[:1])
+    step = run.train_step(donate=False)
+    state, states, losses = run.init_state(), [], []
+    for batch in _batches(steps):
+        state, metrics = step(state, parallel.put_batch(batch, run.mesh))
+        states.append(state)
+        losses.append((float(metrics["d_loss"]), float(metrics["g_loss"])))
+    return states, np.array(losses), run, step
+
+
+def _float_leaves(state):
+    return [np.asarray(x) for x in jax.tree.leaves(jax.device_get(
+        (state.g_params, state.d_params, state.g_state, state.d_state, state.g_opt_state,
+         state.d_opt_state, state.ema_params, state.ema_state)))
+            if np.issubdtype(np.asarray(x).dtype, np.floating)]
+
+
+def _digest(state) -> str:
+    h = hashlib.sha256()
+    for x in _float_leaves(state):
+        h.update(x.tobytes())
+    return h.hexdigest()[:16]
+
+
+def test_float32_is_bitwise_the_code_before_compute_dtype():
+    states, _, _, _ = _train("float32")
+    assert _digest(states[2]) == FLOAT32_DIGEST_BEFORE
+
+
+def test_bfloat16_tracks_float32():
+    """Same init, same batches: D's and G's losses within 1e-4 at every step (measured 1.1e-5,
+    6e-6) and the EMA generator's samples within 2% of their largest value after STEPS steps
+    (measured 0.45%: bfloat16's rounding, 2**-8)."""
+    states32, losses32, run, _ = _train("float32")
+    states16, losses16, _, _ = _train("bfloat16")
+    np.testing.assert_allclose(losses16, losses32, atol=1e-4)
+    keys = sample.latent_keys(0, 0, 8)
+    images = [run.task.sample(s[-1].ema_params, s[-1].ema_state, keys, s[-1].step)
+              for s in (states32, states16)]
+    assert images[1].dtype == jnp.float32
+    error = np.abs(images[1] - images[0]).max() / np.abs(images[0]).max()
+    assert 0 < error < 0.02  # nonzero: bfloat16 did change the computation
+
+
+def test_bfloat16_keeps_params_and_optimizer_states_float32():
+    states, _, _, _ = _train("bfloat16")
+    s = states[-1]
+    for tree in (s.g_params, s.d_params, s.g_opt_state, s.d_opt_state, s.ema_params, s.g_state,
+                 s.d_state):
+        assert {x.dtype for x in jax.tree.leaves(tree)} <= {jnp.dtype(jnp.float32),
+                                                            jnp.dtype(jnp.int32)}
+
+
+def _op_dtypes(fn, *args) -> list[tuple[str, str]]:
+    """(op, input element type) of every convolution and dot in `fn`'s StableHLO."""
+    text = jax.jit(fn).lower(*args).as_text()  # lowered only: nothing compiles
+    return re.findall(r"stablehlo\.(convolution|dot_general).*?: \(tensor<[0-9x]*x(\w+)>", text)
+
+
+def test_layers_run_in_the_compute_dtype():
+    """bfloat16 DCGAN: every conv and matmul of G is bf16, D's too except its logits layer, and
+    G's images and D's logits are float32."""
+    generator, discriminator = build_models(_config("bfloat16"))
+    z, x = jnp.zeros((2, 8)), jnp.zeros((2, 8, 8, 1))
+    g_vars = jax.eval_shape(generator.init, jax.random.key(0), z)
+    d_vars = jax.eval_shape(discriminator.init, jax.random.key(0), x)
+    g = lambda v, z: generator.apply(v, z, mutable=["batch_stats"])[0]
+    d = lambda v, x: discriminator.apply(v, x, mutable=["batch_stats"])[0]
+    g_ops, d_ops = _op_dtypes(g, g_vars, z), _op_dtypes(d, d_vars, x)
+    assert g_ops == [("dot_general", "bf16"), ("convolution", "bf16")]
+    assert d_ops == [("convolution", "bf16"), ("dot_general", "f32")]
+    assert jax.eval_shape(g, g_vars, z).dtype == jax.eval_shape(d, d_vars, x).dtype == jnp.float32
+
+
+def test_stylegan2_synthesis_and_d_blocks_run_in_bfloat16():
+    """As NVlabs' fp16 blocks: synthesis convs and D's blocks in bf16; the mapping, the styles
+    (affine layers), the demodulation and D's 4x4 epilogue in f32; images and logits f32."""
+    config = digits_stylegan2.get_config()
+    config.data.resolution, config.model.latent_dim = 8, 16
+    s = config.stylegan2
+    s.w_dim, s.mapping_layers, s.channel_base, s.channel_max = 16, 2, 64, 16
+    config.train.compute_dtype = "bfloat16"
+    generator, discriminator = build_models(config)
+    z, x = jnp.zeros((4, 16)), jnp.zeros((4, 8, 8, 1))
+    g_vars = jax.eval_shape(generator.init, jax.random.key(0), z)
+    d_vars = jax.eval_shape(discriminator.init, jax.random.key(0), x)
+    g = lambda v, z: generator.apply(v, z, train=False)
+    d = lambda v, x: discriminator.apply(v, x)
+    g_ops, d_ops = _op_dtypes(g, g_vars, z), _op_dtypes(d, d_vars, x)
+    assert {t for op, t in g_ops if op == "convolution"} == {"bf16"}
+    assert {t for op, t in g_ops if op == "dot_general"} == {"bf16", "f32"}  # toRGB; the rest
+    d_types = [t for _, t in d_ops]
+    assert d_types[0] == "bf16" and d_types[-3:] == ["f32"] * 3  # fromrgb; b4 conv, fc, out
+    assert jax.eval_shape(g, g_vars, z).dtype == jax.eval_shape(d, d_vars, x).dtype == jnp.float32
+
+
+def test_loss_scale_skips_non_finite_updates_halves_and_grows():
+    tx = precision.dynamic_loss_scale(optax.adam(0.1), init_scale=8.0, growth_interval=2)
+    params = {"w": jnp.array([1.0, -2.0])}
+    state = tx.init(params)
+    updates, skipped = tx.update({"w": jnp.array([jnp.inf, 8.0])}, state, params)
+    np.testing.assert_array_equal(updates["w"], [0.0, 0.0])
+    assert jax.tree.all(jax.tree.map(np.array_equal, skipped.inner, state.inner))
+    assert (float(skipped.scale), int(skipped.good_steps)) == (4.0, 0)
+    _, once = tx.update({"w": jnp.array([4.0, 4.0])}, skipped, params)
+    _, twice = tx.update({"w": jnp.array([4.0, 4.0])}, once, params)
+    assert (float(once.scale), int(once.good_steps)) == (4.0, 1)
+    assert (float(twice.scale), int(twice.good_steps)) == (8.0, 0)
+    # the gradients are unscaled: adam's first moment is (1 - b1) * 4 / 4
+    np.testing.assert_allclose(once.inner[0].mu["w"], [0.1, 0.1], rtol=1e-6)
+
+
+@pytest.mark.slow  # compiling the float16 step takes about 50 s on 2 loaded cores
+def test_float16_overflow_skips_the_d_step_and_halves_its_scale():
+    """A D loss scale of 2**127 overflows float16 in D's backward pass: D's params and optimizer
+    state stay bitwise, its scale halves; G's update (scale 2**16) goes ahead."""
+    states, _, run, step = _train("float16", 2, r1_weight=0.0)  # no R1: half the compile
+    state = states[-1]
+    assert float(state.d_opt_state.scale) == float(state.g_opt_state.scale) == 2.0 ** 16
+    state = state.replace(d_opt_state=state.d_opt_state._replace(scale=jnp.float32(2.0 ** 127)))
+    new, metrics = step(state, parallel.put_batch(_batches(3)[2], run.mesh))
+    assert jax.tree.all(jax.tree.map(np.array_equal, new.d_params, state.d_params))
+    assert jax.tree.all(jax.tree.map(np.array_equal, new.d_opt_state.inner,
+                                     state.d_opt_state.inner))
+    assert float(new.d_opt_state.scale) == 2.0 ** 126 and int(new.d_opt_state.good_steps) == 0
+    assert not jax.tree.all(jax.tree.map(np.array_equal, new.g_params, state.g_params))
+    assert int(new.g_opt_state.good_steps) == 3 and float(metrics["params_finite"]) == 1.0
+    assert (float(metrics["d_loss_scale"]), float(metrics["g_loss_scale"])) == (2.0 ** 126,
+                                                                              2.0 ** 16)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", pytest.param("float16", marks=pytest.mark.slow)])
+def test_low_precision_run_is_deterministic_and_resumes_bitwise(dtype, tiny_config, one_device,
+                                                                 tmp_path):
+    """Also float16's loss scales, which live in the optimizer states."""
+    tiny_config.train.compute_dtype = dtype
+    unbroken = train_and_evaluate(tiny_config, tmp_path / "unbroken", devices=one_device,
+                                  progress=False)
+    tiny_config.train.num_steps = 2
+    train_and_evaluate(tiny_config, tmp_path / "resumed", devices=one_device, progress=False)
+    tiny_config.train.num_steps = 4
+    resumed = train_and_evaluate(tiny_config, tmp_path / "resumed", devices=one_device,
+                                 progress=False)
+    assert int(resumed.step) == 4
+    for a, b in zip(_float_leaves(unbroken), _float_leaves(resumed)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("model, dtype, message", [
+    ("dcgan", "float64", "config.train.compute_dtype: 'float64' is not one of bfloat16, float16, "
+                         "float32"),
+    ("stylegan2", "float16", "config.train.compute_dtype: model 'stylegan2' runs in float32 or "
+                             "bfloat16, not float16"),
+    ("progressive", "bfloat16", "config.train.compute_dtype: model 'progressive' runs in float32, "
+                                "not bfloat16")])
+def test_unsupported_compute_dtype_is_refused(model, dtype, message):
+    recipes = {"dcgan": digits_dcgan, "stylegan2": digits_stylegan2,
+               "progressive": digits_progressive}
+    config = recipes[model].get_config()
+    config.train.compute_dtype = dtype
+    with pytest.raises(config_lib.ConfigError) as e:
+        config_lib.validate(config)
+    assert str(e.value) == message
+
+
+def test_workdirs_saved_before_compute_dtype_ran_in_float32():
+    new = config_lib.to_plain(_config())
+    old = json.loads(json.dumps(new))
+    del old["train"]["compute_dtype"]
+    assert config_lib.math_changes(old, new) == []
+    new["train"]["compute_dtype"] = "bfloat16"
+    assert config_lib.math_changes(old, new) == ["train.compute_dtype: 'float32' -> 'bfloat16'"]
+
+
+def test_benchmark_refuses_an_unknown_compute_dtype(monkeypatch):
+    from conftest import run_main
+    from gan_jax import benchmark
+
+    code, stderr = run_main(benchmark.main, ["benchmark", "--compute_dtype=float32,half"],
+                            monkeypatch)
+    assert (code, stderr) == (2, "error: --compute_dtype: 'half' is not one of float32, "
+                                 "bfloat16, float16\n")
