@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 from jax import lax
 
-from gan_jax import parallel, run as run_lib
+import optax
+from jax.sharding import PartitionSpec as P
+
+from gan_jax import images, parallel, run as run_lib
 from gan_jax.configs import (celeba64_stylegan2, cifar10_stylegan2, digits_stylegan2,
                              ffhq256_stylegan2)
 from gan_jax.data.pipeline import BatchIterator
@@ -413,11 +416,11 @@ def test_folded_lazy_r1_is_computed_only_on_its_steps():
     keys = jax.random.split(jax.random.key(2), 16)
     loss_fn = jax.jit(task.discriminator_loss)
     results = {s: loss_fn(d_params, d_state, g_params, g_state, batch, keys, jnp.int32(s), {})
-               for s in (3, 0, 7)}  # R1 on steps s with (s + 1) % 4 == 0
+               for s in (0, 3, 4)}  # R1 on steps s with s % 4 == 0 (NVlabs' batch_idx rule)
     r1 = {s: float(aux[1]["r1"]) for s, (_, aux) in results.items()}
-    assert r1[3] > 0 and r1[0] == 0 and r1[7] == r1[3]
+    assert r1[0] > 0 and r1[3] == 0 and r1[4] == r1[0]
     loss = {s: float(l) for s, (l, _) in results.items()}
-    np.testing.assert_allclose(loss[3] - loss[0], 0.5 * config.loss.r1_weight * 4 * r1[3],
+    np.testing.assert_allclose(loss[0] - loss[3], 0.5 * config.loss.r1_weight * 4 * r1[0],
                                rtol=1e-3, atol=1e-6)
 
 
@@ -463,10 +466,10 @@ def _leaves(state):
          state.ema_params)))]
 
 
-def test_d_step_writes_back_w_avg():
-    """NVlabs updates w_avg in every training-mode mapping call, the D step's (Dmain) too: after
-    one step it has moved twice, first by the D step's latents, then by the G step's (the style
-    mixing latents do not count)."""
+def test_w_avg_moves_in_the_g_step_then_in_the_d_step():
+    """NVlabs updates w_avg in every training-mode mapping call: after one step (no path
+    length) it has moved twice, by Gmain's latents through the G it starts from, then by Dmain's
+    through the G Gmain updated (the style mixing latents do not count)."""
     run, step_fn = tiny_run()
     state = run.init_state()
     with BatchIterator(make_source("digits", 8, 1), 0, 0, 16, 1, 0, 1) as batches:
@@ -474,13 +477,108 @@ def test_d_step_writes_back_w_avg():
     step_key = jax.random.fold_in(state.key, 0)
     mapping = sg.MappingNetwork(16, 16, 2, track_w_avg=False)
     w_avg = state.g_state["w_avg"]["mapping"]["w_avg"]
-    for purpose in (0, 1):  # the D step's keys (critic iteration 0), then the G step's (n_critic)
-        keys = jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(step_key, purpose), i))(
-            jnp.arange(16))
-        w = mapping.apply({"params": state.g_params["mapping"]}, run.task.latents(keys))
+    # the G step's keys (n_critic) with G before the step, then the D step's (critic iteration
+    # 0) with G after it
+    for purpose, g_params in ((1, state.g_params), (0, after.g_params)):
+        z = run.task.latents(_keys(step_key, purpose))
+        w = mapping.apply({"params": g_params["mapping"]}, z)
         w_avg = jnp.mean(w, axis=0) + 0.995 * (w_avg - jnp.mean(w, axis=0))
     np.testing.assert_allclose(after.g_state["w_avg"]["mapping"]["w_avg"], w_avg, rtol=1e-5,
                                atol=1e-6)
+
+
+def _keys(step_key, purpose, n=16):
+    """The train step's per-example keys of one phase (purpose: its fold_in after the step's)."""
+    return jax.vmap(lambda i: jax.random.fold_in(jax.random.fold_in(step_key, purpose), i))(
+        jnp.arange(n))
+
+
+def lazy_config():
+    """tiny_config() with lazy R1 and path length, both every 4 steps (NVlabs' G_reg_interval)."""
+    config = tiny_config()
+    config.loss.r1_every = 4
+    config.loss.pl_weight, config.loss.pl_every = 2.0, 4
+    return config
+
+
+@functools.cache
+def lazy_run():
+    """(run, compiled train step, the first 8 (state, batch, after, metrics)) of lazy_config()
+    on one device."""
+    run = run_lib.build_run(lazy_config(), jax.devices()[:1])
+    step_fn = run.train_step(donate=False)
+    state, steps = run.init_state(), []
+    with BatchIterator(make_source("digits", 8, 1), 0, 0, 16, 1, 0, 1) as batches:
+        for _ in range(8):
+            batch = parallel.put_batch(next(batches)[1], run.mesh)
+            after, metrics = step_fn(state, batch)
+            steps.append((state, batch, after, metrics))
+            state = after
+    return run, step_fn, steps
+
+
+@pytest.mark.slow  # a StyleGAN2 step with both double backward passes: a minute of compiling
+def test_lazy_phases_run_on_nvlabs_steps():
+    """NVlabs runs a phase of interval k on batch_idx % k == 0 (training_loop.py): over steps
+    0..7 with r1_every = pl_every = 4, Greg and Dreg run (a second Adam update, a nonzero
+    penalty) on steps 0 and 4 only."""
+    _, _, steps = lazy_run()
+    g_updates = [int(a.g_opt_state[0].count - s.g_opt_state[0].count) for s, _, a, _ in steps]
+    d_updates = [int(a.d_opt_state[0].count - s.d_opt_state[0].count) for s, _, a, _ in steps]
+    assert g_updates == d_updates == [2, 1, 1, 1, 2, 1, 1, 1]
+    assert [float(m["pl"]) > 0 for *_, m in steps] == [True, False, False, False] * 2
+    assert [float(m["r1"]) > 0 for *_, m in steps] == [True, False, False, False] * 2
+
+
+@pytest.mark.slow  # compiles the step and the phases by hand: minutes on 2 loaded cores
+@pytest.mark.parametrize("index", [0, 1])  # a step with both regularisers, and one without
+def test_a_step_is_nvlabs_phases_in_order(index):
+    """One step equals NVlabs' phases of one batch_idx composed by hand (training_loop.py,
+    loss.py): Gmain on D before the step, Greg on the G Gmain left (on steps divisible by 4),
+    Dmain on fakes of the G both left, Dreg after it; each with its own keys, all on the same
+    real batch; w_avg moved by Gmain's, Greg's and Dmain's mapping calls in that order."""
+    run, _, steps = lazy_run()
+    state, batch, after, metrics = steps[index]
+    task, step = run.task, state.step
+    step_key = jax.random.fold_in(state.key, step)
+    real = jax.tree.map(lambda x: images.to_float(x[0]), jax.device_get(batch))
+    reg = int(step) % 4 == 0
+
+    def adam(tx, grads, opt, params):
+        updates, opt = tx.update(grads, opt, params)
+        return optax.apply_updates(params, updates), opt
+
+    def phases(state):
+        g, g_opt, g_state, task_state = (state.g_params, state.g_opt_state, state.g_state,
+                                         state.task_state)
+        grads, (writes, _) = jax.grad(task.generator_loss, has_aux=True)(
+            g, g_state, state.d_params, state.d_state, real, _keys(step_key, 1), step, task_state)
+        g_state = writes["g_state"]
+        g, g_opt = adam(run.g_tx, grads, g_opt, g)
+        if reg:
+            grads, (writes, _) = jax.grad(task.g_reg_loss, has_aux=True)(
+                g, g_state, _keys(step_key, 3), step, task_state)
+            g_state = {**g_state, "w_avg": writes["g_state/w_avg"]}
+            task_state = {"pl_mean": writes["task_state/pl_mean"]}
+            g, g_opt = adam(run.g_tx, grads, g_opt, g)
+        grads, (writes, d_metrics) = jax.grad(task.discriminator_loss, has_aux=True)(
+            state.d_params, state.d_state, g, g_state, real, _keys(step_key, 0), step, task_state)
+        g_state = {**g_state, "w_avg": writes["g_state/w_avg"]}
+        d, d_opt = adam(run.d_tx, grads, state.d_opt_state, state.d_params)
+        if reg:
+            grads, _ = jax.grad(task.r1_loss, has_aux=True)(
+                d, writes["d_state"], real, _keys(step_key, 2), step, task_state)
+            d, d_opt = adam(run.d_tx, grads, d_opt, d)
+        return g, d, g_state, task_state, d_metrics["d_loss"]
+
+    g, d, g_state, task_state, d_loss = jax.jit(jax.shard_map(
+        phases, mesh=run.mesh, in_specs=P(), out_specs=P()))(state)
+    for x, y in zip(jax.tree.leaves((after.g_params, after.d_params, after.g_state,
+                                     after.task_state)),
+                    jax.tree.leaves((g, d, g_state, task_state)), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(metrics["d_loss"], d_loss, rtol=1e-6)
+    assert reg == (int(after.g_opt_state[0].count) - int(state.g_opt_state[0].count) == 2)
 
 
 def test_training_lowers_d_loss_and_is_deterministic():
@@ -600,12 +698,19 @@ def test_nvlabs_weights_give_nvlabs_outputs():
 # --- path length regularisation and ADA (stylegan2-ada-pytorch training/loss.py, augment.py) ---
 
 class LinearStyles(nn.Module):
-    """A generator whose path lengths are known: ws = z on 2 layers, image = sum_l A_l ws_l."""
+    """A generator whose path lengths are known: ws = z on 2 layers, image = sum_l A_l ws_l;
+    training-mode calls move 'w_avg' as the mapping network does (w = z)."""
 
     num_ws = 2
     matrices = np.arange(2 * 4 * 3, dtype=np.float32).reshape(2, 4, 3) / 10  # A_l: (4 px, 3)
 
+    def setup(self):
+        self.w_avg = self.variable("w_avg", "w_avg", jnp.zeros, (3,))
+
     def styles(self, z, labels=None, train=True, **kwargs):
+        if train:
+            mean = jnp.mean(z, axis=0)
+            self.w_avg.value = mean + 0.995 * (self.w_avg.value - mean)
         return jnp.broadcast_to(z[:, None], (z.shape[0], 2, z.shape[1]))
 
     def synthesize(self, ws, noise_keys=None):
@@ -613,15 +718,15 @@ class LinearStyles(nn.Module):
 
 
 def test_path_length_penalty_equals_a_hand_computation():
-    from jax.sharding import PartitionSpec as P
-
     from gan_jax import losses
     task = sg_task.StyleGAN2Task(LinearStyles(), None, losses.LOSSES["non_saturating"], 3,
                                  style_mixing_prob=0.0, pl_weight=2.0, pl_every=4)
     keys = jax.random.split(jax.random.key(0), 8)
     mesh = parallel.make_mesh(jax.devices()[:1])
+    w_avg = jnp.array([1.0, -2.0, 3.0])
     loss_fn = jax.shard_map(
-        lambda keys: task.g_reg_loss({}, {}, keys, jnp.int32(3), {"pl_mean": jnp.float32(0.5)}),
+        lambda keys: task.g_reg_loss({}, {"w_avg": {"w_avg": w_avg}}, keys, jnp.int32(3),
+                                     {"pl_mean": jnp.float32(0.5)}),
         mesh=mesh, in_specs=P(), out_specs=P())
     loss, (writes, metrics) = jax.jit(loss_fn)(keys)
     # by hand: the first 8 / pl_batch_shrink examples; y ~ N(0, 1) / sqrt(H W) from each key's
@@ -638,6 +743,10 @@ def test_path_length_penalty_equals_a_hand_computation():
     np.testing.assert_allclose(float(writes["task_state/pl_mean"]), pl_mean, rtol=1e-6)
     np.testing.assert_allclose(float(metrics["pl"]), penalty, rtol=1e-5)
     np.testing.assert_allclose(float(loss), 4 * 2.0 * penalty, rtol=1e-5)
+    # w_avg moved once, by the w (= z) of the same first 4 examples (NVlabs' Gpl run_G)
+    w = np.asarray(task.latents(keys[:4])).mean(axis=0)
+    np.testing.assert_allclose(writes["g_state/w_avg"]["w_avg"], w + 0.995 * (w_avg - w),
+                               rtol=1e-6)
 
 
 def _key_data(x):
@@ -671,5 +780,5 @@ def test_ada_p_and_pl_mean_are_checkpointed_and_resume_bitwise(tmp_path, one_dev
     assert all(np.isclose(abs(s), 0.1, atol=1e-6) or (s < 0 and p == 0)
                for s, p in zip(steps, ps)), ps
     assert float(first.task_state["ada"]["p"]) == np.float32(ps[-1])
-    assert [line["pl"] > 0 for line in lines] == [False, True, False, True]  # steps 1, 3
+    assert [line["pl"] > 0 for line in lines] == [True, False, True, False]  # steps 0, 2
     assert float(first.task_state["pl_mean"]) > 0

@@ -276,7 +276,7 @@ def test_lazy_r1_runs_every_r1_every_steps(tiny_config, one_device, tmp_path):
     train_and_evaluate(tiny_config, tmp_path, devices=one_device, progress=False)
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     r1 = {l["step"]: l["r1"] for l in lines}  # logged after the step: step k ran at index k - 1
-    assert r1[2] > 0 and r1[4] > 0 and r1[1] == 0 and r1[3] == 0  # every 2nd step, from step 2
+    assert r1[1] > 0 and r1[3] > 0 and r1[2] == 0 and r1[4] == 0  # indices 0, 2 (NVlabs' rule)
 
 
 def test_resume_on_changed_folder_data_warns_in_one_line(tiny_config, one_device, tmp_path):
@@ -342,7 +342,7 @@ def test_separate_lazy_r1_is_a_second_adam_update_on_the_r1_term(tiny_config):
     tiny_config.model.d_norm = "none"
     tiny_config.loss.r1_weight, tiny_config.loss.r1_every = 1.0, 2
     tiny_config.loss.r1_mode = "separate"
-    run, state, after, batch = _one_step(tiny_config, 1)  # (1 + 1) % 2 == 0: an R1 step
+    run, state, after, batch = _one_step(tiny_config, 2)  # 2 % 2 == 0: an R1 step
     task, tx = run.task, run.d_tx
     step_key = jax.random.fold_in(state.key, state.step)
     sub_batch = jax.tree.map(lambda x: images_float(x[0]), jax.device_get(batch))
@@ -364,8 +364,8 @@ def test_separate_lazy_r1_is_a_second_adam_update_on_the_r1_term(tiny_config):
     for x, y in zip(jax.tree.leaves(after.d_params), jax.tree.leaves(expected)):
         np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
     assert int(after.d_opt_state[0].count) == 2  # two Adam updates on this step
-    _, _, off_step, _ = _one_step(tiny_config, 2)
+    _, _, off_step, _ = _one_step(tiny_config, 1)
     assert int(off_step.d_opt_state[0].count) == 1
     tiny_config.loss.r1_mode = "folded"
-    _, _, folded, _ = _one_step(tiny_config, 1)
+    _, _, folded, _ = _one_step(tiny_config, 2)
     assert int(folded.d_opt_state[0].count) == 1  # R1 inside the one main update

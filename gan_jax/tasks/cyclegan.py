@@ -125,6 +125,7 @@ class CycleGANTask:
 
     image_to_image = True
     g_reg_every = 0  # no lazy G regulariser (train_step: StyleGAN2's path length)
+    g_first = False  # D's update before G's (the reference: G first)
     directions = ("a2b", "b2a")
     pair_data = True  # reads a pair source ({'a', 'b'})
     separate_r1 = False

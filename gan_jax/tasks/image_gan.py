@@ -103,6 +103,7 @@ class ImageGANTask:
     image_to_image = False  # noise-to-image; image-to-image tasks also have `translate`
     g_reg_every = 0  # steps between G regulariser updates (`g_reg_loss`; StyleGAN2's path length)
     g_reg_writes = ()  # what `g_reg_loss` writes back
+    g_first = False  # D's phases before G's (train_step); StyleGAN2: G's first, as NVlabs
     directions = ()  # translation directions of image-to-image tasks ("a2b", "b2a")
     pair_data = False  # image-to-image tasks: True when they read pairs, not images
 
@@ -194,10 +195,10 @@ class ImageGANTask:
             loss = loss + self.gp_weight * metrics["gp"]
         if self.r1_weight and not self.separate_r1:
             if self.r1_every > 1:
-                # R1 runs on steps s with (s + 1) % r1_every == 0, so that logging every
-                # multiple of r1_every steps (metrics are those of the logged step) shows it.
-                # zeros_like keeps the real batch's device-variance inside shard_map.
-                metrics["r1"] = jax.lax.cond((step + 1) % self.r1_every == 0,
+                # R1 runs on steps s with s % r1_every == 0, step 0 included (NVlabs'
+                # training_loop.py: batch_idx % interval == 0). zeros_like keeps the real
+                # batch's device-variance inside shard_map.
+                metrics["r1"] = jax.lax.cond(step % self.r1_every == 0,
                                              lambda x: losses.r1_penalty(critic_fn, x),
                                              lambda x: jnp.zeros_like(x, shape=()), real)
             else:

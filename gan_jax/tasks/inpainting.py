@@ -76,6 +76,7 @@ class InpaintingTask:
 
     image_to_image = True
     g_reg_every = 0  # no lazy G regulariser (train_step: StyleGAN2's path length)
+    g_first = False  # D's update before G's (train_step)
     pair_data = False  # reads a noise-to-image source ({'image'}), not pairs
     directions = ("fill",)
     num_classes = 0

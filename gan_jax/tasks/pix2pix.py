@@ -67,6 +67,7 @@ class Pix2PixTask:
 
     image_to_image = True
     g_reg_every = 0  # no lazy G regulariser (train_step: StyleGAN2's path length)
+    g_first = False  # D's update before G's, as the reference
     directions = ("a2b",)
     pair_data = True  # reads a pair source ({'a', 'b'})
     num_classes = 0

@@ -29,11 +29,14 @@ class StyleGAN2Task(ImageGANTask):
       styles from layer c on from a second latent, c uniform in [1, num_ws) and drawn per example
       (NVlabs draws one c per batch). truncation in `sample`/`generate` is StyleGAN's psi in w
       space, not a truncated z (`latents` ignores it). Lazy R1 is the base task's (`r1_every`,
-      `r1_mode`). The D step writes back G's 'w_avg', as NVlabs' Dmain phase updates it, and the
-      EMA generator takes G's w_avg as it is (training_loop.py copies G's buffers into G_ema).
+      `r1_mode`). G's phases run before D's (`g_first`), as NVlabs' Gmain, Greg, Dmain, Dreg
+      (training_loop.py). w_avg moves in every training-mode mapping call, as NVlabs' (Gmain's,
+      Greg's, then Dmain's; not the style-mixing latents'): the G step, the path-length step and
+      the D step each write back G's 'w_avg'; the EMA generator takes G's w_avg as it is
+      (training_loop.py copies G's buffers into G_ema).
     pl_weight, pl_every, pl_decay, pl_batch_shrink: path length regularisation (`g_reg_loss`, its
-      own G update every pl_every steps; NVlabs' Gpl phase); the running mean of the path lengths
-      is `task_state['pl_mean']`. pl_weight 0 disables it.
+      own G update on steps divisible by pl_every; NVlabs' Gpl phase); the running mean of the
+      path lengths is `task_state['pl_mean']`. pl_weight 0 disables it.
     """
 
     style_mixing_prob: float
@@ -43,6 +46,7 @@ class StyleGAN2Task(ImageGANTask):
     pl_batch_shrink: int = 2
     d_step_g_collections: tuple[str, ...] = ("w_avg",)
     ema_collections: str = "copy"
+    g_first = True
 
     def latents(self, keys: Array, truncation: float | None = None) -> Array:
         """(B, latent_dim) standard normal z; truncation (psi) acts on w in `generate` instead."""
@@ -71,24 +75,26 @@ class StyleGAN2Task(ImageGANTask):
         """Steps between path-length updates of G (0: none)."""
         return self.pl_every if self.pl_weight else 0
 
-    g_reg_writes = ("task_state/pl_mean",)
+    g_reg_writes = ("task_state/pl_mean", "g_state/w_avg")
 
     def init_task_state(self, image_shape: tuple[int, int, int]) -> dict[str, Any]:
         """The base task's state, with 'pl_mean' (0, as NVlabs) when path length is used."""
         state = super().init_task_state(image_shape)
         return {**state, "pl_mean": jnp.zeros((), jnp.float32)} if self.pl_weight else state
 
-    def path_lengths(self, g_params, g_state, keys: Array) -> Array:
-        """(B,) |J_w^T y|: per example, the root mean over layers of the squared gradient of
-        sum(G(w) * y) w.r.t. that layer's w, y ~ N(0, 1) / sqrt(H W) from the keys (loss.py Gpl).
-        Style mixing as in training; w_avg is not updated (NVlabs' Gpl mapping call updates it)."""
-        variables = {"params": g_params, **g_state}
+    def path_lengths(self, g_params, g_state, keys: Array) -> tuple[Array, dict[str, Any]]:
+        """((B,) |J_w^T y|, new G collections): per example, the root mean over layers of the
+        squared gradient of sum(G(w) * y) w.r.t. that layer's w, y ~ N(0, 1) / sqrt(H W) from the
+        keys (loss.py Gpl). Style mixing as in training; the mapping runs in training mode, so
+        w_avg moves by these examples' w, as NVlabs' Gpl run_G."""
         z, labels = self.latents(keys), self.labels(keys)
         mix = {}
         if self.style_mixing_prob:
             mix = dict(mix_z=self.latents(fold_keys(keys, MIX_LATENT)),
                        mix_cutoff=self.mixing_cutoffs(keys))
-        ws = self.generator.apply(variables, z, labels, False, method="styles", **mix)
+        ws, g_state = apply_module(self.generator, g_params, g_state, True, z, labels,
+                                   method="styles", **mix)
+        variables = {"params": g_params, **g_state}
         noise_keys = fold_keys(keys, NOISE)
 
         def projected(ws):
@@ -99,19 +105,21 @@ class StyleGAN2Task(ImageGANTask):
             return jnp.sum(images * y)
 
         grads = jax.grad(projected)(ws)
-        return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=2), axis=1))
+        return jnp.sqrt(jnp.mean(jnp.sum(jnp.square(grads), axis=2), axis=1)), g_state
 
     def g_reg_loss(self, g_params, g_state, keys: Array, step: Array,
                    task_state: dict[str, Any]):
         """pl_every * pl_weight * mean (|J_w^T y| - a)^2 on the first 1/pl_batch_shrink of the
         examples, a = the running mean moved by pl_decay towards this step's mean length (its
-        mean over devices; NVlabs keeps one per GPU); writes a to task_state['pl_mean']."""
+        mean over devices; NVlabs keeps one per GPU); writes a to task_state['pl_mean'] and the
+        moved w_avg to g_state['w_avg']."""
         keys = keys[:max(1, keys.shape[0] // self.pl_batch_shrink)]
-        lengths = self.path_lengths(g_params, g_state, keys)
+        lengths, g_state = self.path_lengths(g_params, g_state, keys)
         batch_mean = parallel.mean_over_devices(jnp.mean(lengths))
         pl_mean = task_state["pl_mean"] + self.pl_decay * (batch_mean - task_state["pl_mean"])
         penalty = jnp.mean(jnp.square(lengths - pl_mean))
-        writes = {"task_state/pl_mean": jax.lax.stop_gradient(pl_mean)}
+        writes = {"task_state/pl_mean": jax.lax.stop_gradient(pl_mean),
+                  "g_state/w_avg": g_state["w_avg"]}
         return self.pl_every * self.pl_weight * penalty, (writes, {"pl": penalty})
 
 
