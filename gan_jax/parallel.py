@@ -42,8 +42,8 @@ def use_compilation_cache(directory: str) -> str | None:
 
     Cached executables are the compiler's output for the same program, so results are bitwise
     those of a fresh compile. Every computation is kept, also those that compile in under JAX's
-    default `jax_persistent_cache_min_compile_time_secs` of 1 s (the state's init, the loop's
-    metric sums, sampling): together they cost a restart about 0.5 s of compiling. Call it before
+    default `jax_persistent_cache_min_compile_time_secs` of 1 s (the loop's metric sums: 0.1-0.2 s
+    of every restart otherwise; the state's init and sampling on a fast machine). Call it before
     the process's first compile: JAX opens its cache once, so later calls change nothing."""
     if directory == "off":
         jax.config.update("jax_enable_compilation_cache", False)
