@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
 import warnings
 
 import jax
@@ -369,3 +371,16 @@ def test_separate_lazy_r1_is_a_second_adam_update_on_the_r1_term(tiny_config):
     tiny_config.loss.r1_mode = "folded"
     _, _, folded, _ = _one_step(tiny_config, 2)
     assert int(folded.d_opt_state[0].count) == 1  # R1 inside the one main update
+
+
+HEAVY_MODULES = ("tensorflow", "tensorflow_datasets", "sklearn", "scipy", "torch", "tensorboardX")
+
+
+def test_importing_train_loads_no_heavy_optional_module():
+    # Start-up time: each would cost every start 0.3 s (tensorboardX) to seconds (tensorflow);
+    # they are imported where they are used.
+    code = ("import sys, gan_jax.train; print(sorted({m.split('.')[0] for m in sys.modules} & "
+            f"set({HEAVY_MODULES!r})))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=True).stdout
+    assert out.strip() == "[]"
