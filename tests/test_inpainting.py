@@ -125,7 +125,7 @@ def test_contextual_attention_gradients_are_finite_and_flow():
     assert np.all(np.isfinite(grad)) and np.any(grad[0, :4, :4] != 0)
 
 
-@pytest.mark.slow  # four traces of the two-stage G: 1 min of CPU, 8 min wall at load 9
+@pytest.mark.slow  # four traces of the two-stage G: 52 s at load 4, 9 min at load 9
 def test_two_stage_refinement_fills_the_hole_through_contextual_attention(monkeypatch):
     """TwoStageGenerator calls contextual_attention on its attention branch, which rebuilds the
     hole's locations from known patches, and the refined fill inside the hole depends on that
