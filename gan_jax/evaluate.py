@@ -306,7 +306,8 @@ class InpaintingEvaluator:
     test source), each filled where its mask is 1, the mask drawn from image i's key
     image_keys(eval.seed, [i]) as `translate --seed=eval.seed`: L1, PSNR, SSIM over the whole
     image ('l1', ...) and over the hole ('hole/l1', ...) against the originals, means over all
-    images and per mask-area bin AREA_BINS ('0-20%/hole/l1', ..., with '0-20%/count'); the feature
+    images (PSNR: of `image_quality`'s per-image values, an exact image or hole capped, never inf)
+    and per mask-area bin AREA_BINS ('0-20%/hole/l1', ..., with '0-20%/count'); the feature
     `metrics` (FID, ...) of the fills against the test images; and for labelled data
     'class_share', the share of fills the data set's classifier assigns to the original's class."""
 

@@ -239,13 +239,14 @@ def _i2i(dataset, resolution, channels):
     return config, make_pair_source(dataset, resolution, channels, split="test")
 
 
-def test_identity_translation_scores_l1_0_psnr_inf_ssim_1(tmp_path, cache):
+def test_identity_translation_scores_l1_0_psnr_capped_ssim_1(tmp_path, cache):
     images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
     config, test = _i2i(_pairs(tmp_path, images, images), 16, 3)
     evaluator = TranslationEvaluator(config, test, CountingExtractor(), ("fid", "kid"), 100)
     result = evaluator(Identity(), _state())
     s = result["scores"]
-    assert (s["a2b/l1"], s["a2b/psnr"], s["a2b/ssim"]) == (0.0, float("inf"), 1.0)
+    cap = 10 * np.log10(255 ** 2 * 16 * 16 * 3)  # image_quality.psnr_of_mse of an MSE of 0
+    assert (s["a2b/l1"], s["a2b/psnr"], s["a2b/ssim"]) == (0.0, pytest.approx(cap, rel=1e-15), 1.0)
     assert abs(s["a2b/fid"]) < 1e-6 and set(s) == {"a2b/l1", "a2b/psnr", "a2b/ssim", "a2b/fid",
                                                    "a2b/kid", "a2b/kid_std"}
     assert result["step"] == 7 and result["num_samples"] == {"a2b": 4}

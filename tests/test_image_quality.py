@@ -66,11 +66,41 @@ def test_hand_made_values():
 
 def test_identical_images_score_perfectly():
     images, _ = _random_pair(4, (2, 16, 16, 3))
+    cap = 10 * np.log10(255 ** 2 * 16 * 16 * 3)  # one level of error at one of 768 values
     assert iq.l1(images, images).tolist() == [0.0, 0.0]
-    assert iq.psnr(images, images).tolist() == [np.inf, np.inf]
+    np.testing.assert_allclose(iq.psnr(images, images), [cap, cap], rtol=1e-15)
     np.testing.assert_allclose(iq.ssim(images, images), 1.0, rtol=0, atol=1e-15)
-    assert iq.image_quality(images, images) == {"l1": 0.0, "psnr": np.inf,
+    assert iq.image_quality(images, images) == {"l1": 0.0, "psnr": pytest.approx(cap, rel=1e-15),
                                                 "ssim": pytest.approx(1.0, abs=1e-15)}
+
+
+def test_psnr_of_a_set_with_an_exact_image_is_the_capped_per_image_mean():
+    targets = np.zeros((3, 12, 12, 1), np.uint8)
+    images = targets.copy()
+    images[0, 0, 0] = 255  # MSE 255^2 / 144: 10 log10(144) dB
+    images[1, 5, 7] = 1  # MSE 1 / 144: the smallest error, 10 log10(255^2 144) dB
+    # images[2] is exact: scored as the smallest error, not inf
+    by_hand = [10 * np.log10(144), 10 * np.log10(255 ** 2 * 144), 10 * np.log10(255 ** 2 * 144)]
+    np.testing.assert_allclose(iq.psnr(images, targets), by_hand, rtol=1e-15)
+    assert iq.image_quality(images, targets)["psnr"] == pytest.approx(np.mean(by_hand),
+                                                                       rel=1e-15)
+
+
+def test_masked_quality_scores_the_hole_by_hand():
+    targets = np.full((2, 12, 12, 1), 100, np.uint8)
+    images = targets.copy()
+    masks = np.zeros((2, 12, 12, 1), np.uint8)
+    masks[:, 0, :3] = 1  # a 3-pixel hole in each image, outside SSIM's inner pixels
+    masks[:, 6, 6] = 1  # and one inside them
+    images[0, 0, 0] = 150  # a hole error of 50 at one of 4 hole pixels
+    images[0, 9, 9] = 0  # known pixels do not count
+    images[1, 9, 9] = 0  # image 1's hole is exact
+    scores = iq.masked_quality(images, targets, masks)
+    np.testing.assert_allclose(scores["l1"], [50 / 4 / 255, 0.0], rtol=1e-15)
+    np.testing.assert_allclose(scores["psnr"], [10 * np.log10(255 ** 2 / (50 ** 2 / 4)),
+                                                10 * np.log10(255 ** 2 * 4)], rtol=1e-15)
+    ssim_map = iq._ssim_map(images.astype(np.float64), targets.astype(np.float64))
+    np.testing.assert_allclose(scores["ssim"], ssim_map[:, 1, 1, 0], rtol=1e-15)  # pixel (6, 6)
 
 
 def test_image_quality_is_the_mean_of_per_image_scores():

@@ -125,6 +125,38 @@ def test_contextual_attention_gradients_are_finite_and_flow():
     assert np.all(np.isfinite(grad)) and np.any(grad[0, :4, :4] != 0)
 
 
+@pytest.mark.slow  # four traces of the two-stage G: 52 s at load 4, 9 min at load 9
+def test_two_stage_refinement_fills_the_hole_through_contextual_attention(monkeypatch):
+    """TwoStageGenerator calls contextual_attention on its attention branch, which rebuilds the
+    hole's locations from known patches, and the refined fill inside the hole depends on that
+    output (the coarse result does not): fails if the branch is disconnected."""
+    from gan_jax.models import inpainting
+
+    g = inpainting.TwoStageGenerator(2, 1, ())
+    x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (1, 32, 32, 1)), jnp.float32)
+    mask = np.zeros((1, 32, 32, 1), np.float32)
+    mask[0, :8, :8] = 1  # rows, columns 0-1 of the attended 8x8 map
+    mask = jnp.asarray(mask)
+    params = g.init(jax.random.key(0), x, mask)
+    unprobed = g.apply(params, x, mask)[1]
+    attended = []
+
+    def outputs(delta):  # delta added to the attention's output
+        def attend(features, m):
+            attended.append(contextual_attention(features, m))
+            return attended[-1] + delta
+        monkeypatch.setattr(inpainting, "contextual_attention", attend)
+        return g.apply(params, x, mask)
+
+    zero = jnp.zeros((1, 8, 8, 8))  # (B, H / 4, W / 4, 4w)
+    coarse, refined = outputs(zero)
+    assert len(attended) == 1 and np.all(np.asarray(attended[0])[0, :2, :2] != 0)
+    np.testing.assert_array_equal(refined, unprobed)  # the probe adds 0
+    to_hole = jax.grad(lambda d: jnp.sum(outputs(d)[1] * mask))(zero)
+    to_coarse = jax.grad(lambda d: jnp.sum(outputs(d)[0]))(zero)
+    assert np.all(np.asarray(to_coarse) == 0) and np.any(np.asarray(to_hole)[0, :2, :2] != 0)
+
+
 def test_fill_keeps_known_pixels_bitwise():
     task = build_task(tiny_inpainting())
     g_vars, _ = task.init(jax.random.key(0), (16, 16, 1))

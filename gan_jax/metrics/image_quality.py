@@ -4,16 +4,22 @@ Every function takes two uint8 arrays of the same shape (N, H, W, C), outputs an
 in float64 NumPy and returns one score per image (N,):
 
 * L1: mean |x - y| / 255, i.e. on the [0, 1] scale (0: identical, 1: black vs white).
-* PSNR: 10 log10(255^2 / MSE) in dB, MSE the mean of (x - y)^2 over the image's pixels and
-  channels (scikit-image's `peak_signal_noise_ratio(data_range=255)`); identical images give inf.
+* PSNR: 10 log10(255^2 / MSE) in dB, MSE the mean of (x - y)^2 over the image's n pixel values
+  (pixels x channels): scikit-image's `peak_signal_noise_ratio(data_range=255)` for every pair
+  that differs. Identical images score 10 log10(255^2 n), the PSNR of the smallest error n uint8
+  values can show (one level at one value), instead of inf, so means over images stay finite.
 * SSIM: Wang et al. 2004's structural similarity with their settings (11x11 Gaussian window of
   sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255, population (co)variances), averaged over the pixels
   whose window lies inside the image and over channels. Equals scikit-image's
   `structural_similarity(x, y, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
   data_range=255, channel_axis=-1)` (tested); images must be at least 11 px on each side.
 
-`image_quality` gives the means over images as floats (the PSNR mean is inf if any pair is
-identical).
+`image_quality` gives the means over images as floats. The PSNR of a set is the mean of its
+per-image PSNRs, as open-mmlab/mmagic `mmagic/evaluation/metrics/psnr.py` (per image) with
+`metrics_utils.average` (mean over images), so scores sit beside mmagic's published tables;
+mmagic's per-image value is inf for an identical pair, which makes its mean inf (named deviation:
+our cap above). torchmetrics' `PeakSignalNoiseRatio` (`src/torchmetrics/image/psnr.py`, dim=None)
+pools instead: the PSNR of the summed squared error over all images, a different number.
 """
 
 from __future__ import annotations
@@ -47,12 +53,17 @@ def l1(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
 
 
 def psnr(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """Per-image peak signal-to-noise ratio in dB for data range 255, (N,) float64; inf where
-    an image equals its target."""
+    """Per-image peak signal-to-noise ratio in dB for data range 255, (N,) float64; an image
+    equal to its target scores `psnr_of_mse`'s cap."""
     images, targets = _check(images, targets)
     mse = ((images.astype(np.float64) - targets.astype(np.float64)) ** 2).mean(axis=(1, 2, 3))
-    with np.errstate(divide="ignore"):
-        return 10.0 * np.log10(DATA_RANGE ** 2 / mse)
+    return psnr_of_mse(mse, np.full(len(mse), np.prod(images.shape[1:])))
+
+
+def psnr_of_mse(mse: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """10 log10(255^2 / MSE) in dB of MSEs over `count` uint8 values each; an MSE of 0 scores
+    10 log10(255^2 count), the PSNR of an MSE of 1 / count (one level of error at one value)."""
+    return 10.0 * np.log10(DATA_RANGE ** 2 / np.maximum(mse, 1.0 / count))
 
 
 def gaussian_window() -> np.ndarray:
@@ -99,7 +110,8 @@ def ssim(images: np.ndarray, targets: np.ndarray) -> np.ndarray:
 def masked_quality(images: np.ndarray, targets: np.ndarray, masks: np.ndarray
                    ) -> dict[str, np.ndarray]:
     """Per-image {'l1', 'psnr', 'ssim'} (N,) over the pixels where masks (N, H, W, 1) is 1 (the
-    hole of an inpainted image): L1 and PSNR over the hole's pixels and channels, SSIM the mean
+    hole of an inpainted image): L1 and PSNR over the hole's pixels and channels (an exact hole:
+    `psnr_of_mse`'s cap for the hole's values), SSIM the mean
     of the SSIM map over the hole's pixels whose window lies inside the image (NaN if none)."""
     images, targets = _check(images, targets)
     x, y = images.astype(np.float64), targets.astype(np.float64)
@@ -107,8 +119,7 @@ def masked_quality(images: np.ndarray, targets: np.ndarray, masks: np.ndarray
     count = weight.sum(axis=(1, 2, 3))
     l1_ = (np.abs(x - y) * weight).sum(axis=(1, 2, 3)) / count / DATA_RANGE
     mse = ((x - y) ** 2 * weight).sum(axis=(1, 2, 3)) / count
-    with np.errstate(divide="ignore"):
-        psnr_ = 10.0 * np.log10(DATA_RANGE ** 2 / mse)
+    psnr_ = psnr_of_mse(mse, count)
     if min(images.shape[1:3]) < 2 * RADIUS + 1:
         raise ValueError(f"SSIM's 11x11 window needs images of at least 11x11 px, got "
                          f"{images.shape[1]}x{images.shape[2]}")
