@@ -2,7 +2,7 @@
 
     python -m gan_jax.train --workdir=DIR [--config=configs/x.py] [--config.train.num_steps=500]
 
-Without --config it trains configs/digits_dcgan.py. Rerunning on a workdir resumes from its newest
+Without --config it trains configs/digits_mlp.py. Rerunning on a workdir resumes from its newest
 checkpoint; raising train.num_steps continues the run.
 """
 
@@ -478,8 +478,8 @@ def main(argv=None) -> None:
     from absl import logging as absl_logging
 
     cli.define_workdir("Directory for checkpoints, logs and samples.")
-    cli.define_config(str(resources.files("gan_jax.configs") / "digits_dcgan.py"),
-                      "Experiment config file (default: configs/digits_dcgan.py).")
+    cli.define_config(str(resources.files("gan_jax.configs") / "digits_mlp.py"),
+                      "Experiment config file (default: configs/digits_mlp.py).")
     # Multi-process runs (see gan_jax/distributed.py for when jax.distributed is started).
     flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (multi-process).")
     flags.DEFINE_integer("num_processes", None, "Number of processes (multi-process).")

@@ -20,6 +20,8 @@ PGGAN = "tkarras/progressive_growing_of_gans config.py, train.py (Karras et al. 
 R1 = "Mescheder et al. 2018, eq. 9 (R1 on real data, gamma / 2 weight)"
 LIBRARY = "not in the source: library choice"
 CPU = "CPU-sized variant of the recipe named in its docstring"
+MLP_GAN = "Goodfellow et al. 2014 (fully connected G and D)"
+DIGITS = "experiments/digits_mlp and experiments/digits_dcgan ('what each change bought')"
 
 # NVlabs' lazy regularisation: lr * r/(r+1), beta ** (r/(r+1)); G interval 4, D interval 16.
 G_RATIO, D_RATIO = 4 / 5, 16 / 17
@@ -138,6 +140,19 @@ RECIPES = [
     ("digits_dcgan", "model.width", 32, CPU + " (DCGAN example: 64)"),
     ("digits_dcgan", "train.num_steps", 10_000, CPU),
     ("digits_dcgan", "ema.decay", 0.999, LIBRARY),
+    ("digits_mlp", "model.name", "mlp", MLP_GAN),
+    ("digits_mlp", "model.hidden_dims", (512, 512), LIBRARY),
+    ("digits_mlp", "model.g_norm", "none", MLP_GAN),
+    ("digits_mlp", "data.resolution", 8, DIGITS + ": the data's native size"),
+    ("digits_mlp", "optim.g.learning_rate", 2e-4, DCGAN),
+    ("digits_mlp", "optim.d.learning_rate", 2e-4, DCGAN),
+    ("digits_mlp", "optim.g.b1", 0.5, DCGAN),
+    ("digits_mlp", "optim.d.b1", 0.5, DCGAN),
+    ("digits_mlp", "loss.name", "non_saturating", MLP_GAN + " (Sec. 3, the -log D(G(z)) G loss)"),
+    ("digits_mlp", "loss.r1_weight", 1.0, R1 + " (gamma 1: " + DIGITS + ")"),
+    ("digits_mlp", "loss.r1_every", 1, R1 + " (every step)"),
+    ("digits_mlp", "train.num_steps", 16_000, DIGITS),
+    ("digits_mlp", "ema.decay", 0.999, LIBRARY),
     ("digits_progressive", "optim.g.b2", 0.99, PGGAN),
     ("digits_progressive", "ema.decay", 0.99, CPU + " (short phases)"),
     ("digits_sngan", "train.n_critic", 2, CPU + " (cifar10_sngan: 5)"),

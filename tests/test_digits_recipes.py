@@ -1,5 +1,6 @@
-"""The default recipe's results are recorded: a change that moves them fails here, so the record
-in experiments/digits_dcgan/ is regenerated (experiments/digits_dcgan/run.sh) on purpose."""
+"""The digits recipes' results are recorded (experiments/digits_mlp/, the default, and
+experiments/digits_dcgan/): a change that moves them fails here, so the record is regenerated
+(the experiment's run.sh) on purpose."""
 
 import hashlib
 import shutil
@@ -10,16 +11,20 @@ import jax
 import numpy as np
 import pytest
 
-from gan_jax.configs import digits_dcgan
-
-RUN_SH = Path(__file__).parent.parent / "experiments" / "digits_dcgan" / "run.sh"
+from gan_jax.configs import digits_dcgan, digits_mlp
 from gan_jax.train import train_and_evaluate
 
+EXPERIMENTS = Path(__file__).parent.parent / "experiments"
+
 STEPS = 200
-# sha256 of the EMA generator (params, then collections) after STEPS steps of the default recipe,
-# on one CPU device with this jax version (XLA:CPU results may differ between versions).
+# sha256 of the EMA generator (params, then collections) after STEPS steps of each recipe, on
+# one CPU device with this jax version (XLA:CPU results may differ between versions).
 RECORDED_JAX = "0.10.2"
-RECORDED_DIGEST = "fa65fd50a5fa6fe66dde5da0e772abd92f6ee7033e09d647e514e6cfb084b298"
+RECORDED_DIGESTS = {
+    "digits_mlp": (digits_mlp, "bf418fe9d439dc84ce2fc25c32a56d0ad606414e012e4b2d55b08f6773238a02"),
+    "digits_dcgan": (digits_dcgan,
+                     "fa65fd50a5fa6fe66dde5da0e772abd92f6ee7033e09d647e514e6cfb084b298"),
+}
 
 
 def ema_digest(state) -> str:
@@ -29,26 +34,29 @@ def ema_digest(state) -> str:
 
 
 @pytest.mark.slow
-def test_default_recipe_matches_its_recorded_digest(one_device, tmp_path):
+@pytest.mark.parametrize("name", sorted(RECORDED_DIGESTS))
+def test_recipe_matches_its_recorded_digest(name, one_device, tmp_path):
     if jax.__version__ != RECORDED_JAX:
         pytest.skip(f"digest recorded with jax {RECORDED_JAX}, this is {jax.__version__}")
-    config = digits_dcgan.get_config()
+    recipe, recorded = RECORDED_DIGESTS[name]
+    config = recipe.get_config()
     config.train.num_steps = STEPS
     config.eval.every_steps = 0
     config.train.sample_every_steps = 0
     state = train_and_evaluate(config, tmp_path, devices=one_device, progress=False)
     digest = ema_digest(state)
-    assert digest == RECORDED_DIGEST, (
-        f"the default recipe's results moved (digest {digest}): if on purpose, rerun "
-        "experiments/digits_dcgan/run.sh, update its README and RECORDED_DIGEST")
+    assert digest == recorded, (
+        f"the {name} recipe's results moved (digest {digest}): if on purpose, rerun "
+        f"experiments/{name}/run.sh, update its README and RECORDED_DIGESTS")
 
 
-def test_run_sh_names_the_clean_commit_it_runs(tmp_path):
+@pytest.mark.parametrize("name", sorted(RECORDED_DIGESTS))
+def test_run_sh_names_the_clean_commit_it_runs(name, tmp_path):
     """run.sh records `git describe` of a clean checkout without -dirty (its own redirect once
     emptied the tracked commit.txt first, so every record read as dirty)."""
     repo = tmp_path / "repo"
     (repo / "exp").mkdir(parents=True)
-    shutil.copy(RUN_SH, repo / "exp" / "run.sh")
+    shutil.copy(EXPERIMENTS / name / "run.sh", repo / "exp" / "run.sh")
     (repo / "exp" / "commit.txt").write_text("old\n")
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(git[:3] + ["init", "-q"], check=True)
