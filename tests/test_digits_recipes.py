@@ -51,20 +51,31 @@ def test_recipe_matches_its_recorded_digest(name, one_device, tmp_path):
 
 
 @pytest.mark.parametrize("name", sorted(RECORDED_DIGESTS))
-def test_run_sh_names_the_clean_commit_it_runs(name, tmp_path):
-    """run.sh records `git describe` of a clean checkout without -dirty (its own redirect once
-    emptied the tracked commit.txt first, so every record read as dirty)."""
+def test_run_sh_trains_its_own_recipe_and_names_the_clean_commit(name, tmp_path):
+    """run.sh trains its experiment's recipe by name (digits_dcgan's once trained whatever the
+    train command's default was, which became digits_mlp) and records `git describe` of a clean
+    checkout without -dirty (its own redirect once emptied the tracked commit.txt first, so every
+    record read as dirty)."""
     repo = tmp_path / "repo"
-    (repo / "exp").mkdir(parents=True)
-    shutil.copy(EXPERIMENTS / name / "run.sh", repo / "exp" / "run.sh")
-    (repo / "exp" / "commit.txt").write_text("old\n")
+    (repo / "experiments" / name).mkdir(parents=True)
+    shutil.copy(EXPERIMENTS / name / "run.sh", repo / "experiments" / name / "run.sh")
+    shutil.copy(EXPERIMENTS / "digits_run.sh", repo / "experiments" / "digits_run.sh")
+    (repo / "experiments" / name / "commit.txt").write_text("old\n")
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(git[:3] + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "."], check=True)
     subprocess.run(git + ["commit", "-qm", "x"], check=True)
     head = subprocess.run(git[:3] + ["rev-parse", "--short", "HEAD"], check=True,
                           capture_output=True, text=True).stdout.strip()
-    # PYTHON=true: every training, evaluation and sampling command is a no-op
-    subprocess.run(["bash", str(repo / "exp" / "run.sh"), str(tmp_path / "work")], check=True,
-                   env={"PATH": "/usr/bin:/bin", "PYTHON": "true"}, capture_output=True)
-    assert (repo / "exp" / "commit.txt").read_text() == head + "\n"
+    # PYTHON: a stand-in that logs each command line and does nothing else
+    log = tmp_path / "calls.txt"
+    fake = tmp_path / "python"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    fake.chmod(0o755)
+    subprocess.run(["bash", str(repo / "experiments" / name / "run.sh"), str(tmp_path / "work")],
+                   check=True, env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake)},
+                   capture_output=True)
+    assert (repo / "experiments" / name / "commit.txt").read_text() == head + "\n"
+    train = [line for line in log.read_text().splitlines() if line.startswith("-m gan_jax.train")]
+    assert train == [f"-m gan_jax.train --config={repo}/configs/{name}.py "
+                     f"--workdir={tmp_path / 'work'}"]

@@ -1,30 +1,8 @@
 #!/usr/bin/env bash
-# Regenerates this experiment from scratch: trains the default recipe (configs/digits_dcgan.py),
-# scores 2,000 samples of the EMA and of the raw generator, and writes the sample grid.
+# Regenerates this experiment from scratch: trains configs/digits_dcgan.py, scores 2,000 samples
+# of the EMA and of the raw generator, and writes the sample grid (experiments/digits_run.sh).
 #   experiments/digits_dcgan/run.sh [WORKDIR]      # WORKDIR must not exist; default runs/digits_dcgan
-set -euo pipefail
-WORKDIR=${1:-runs/digits_dcgan}
-HERE=$(cd "$(dirname "$0")" && pwd)
-PYTHON=${PYTHON:-python}
-if [ -e "$WORKDIR" ]; then
-  echo "error: $WORKDIR exists; remove it or pass another WORKDIR (the run must start from scratch)" >&2
-  exit 2
-fi
-# the code the numbers come from (described before the redirect truncates commit.txt: a tracked
-# file emptied first would always read as -dirty)
-COMMIT=$(git -C "$HERE" describe --always --dirty)
-echo "$COMMIT" > "$HERE/commit.txt"
-time "$PYTHON" -m gan_jax.train --workdir="$WORKDIR"
-for generator in ema raw; do
-  "$PYTHON" -m gan_jax.evaluate --workdir="$WORKDIR" --checkpoint=latest --num_samples=2000 \
-    --generator=$generator --out="$HERE/eval_$generator.json" > /dev/null
-done
-"$PYTHON" -m gan_jax.sample --workdir="$WORKDIR" --num=64 --seed=0 --out="$HERE/samples.png"
-"$PYTHON" - "$HERE" <<'PY'
-import json, sys
-for g in ("ema", "raw"):
-    r = json.load(open(f"{sys.argv[1]}/eval_{g}.json"))
-    s = r["scores"]
-    print(f"{g}: step {r['step']}  FID {s['fid']:.2f}  KID {s['kid']:.1f}  IS {s['is']:.2f}  "
-          f"precision {s['precision']:.3f}  recall {s['recall']:.3f}")
-PY
+CONFIG=digits_dcgan.py
+ENLARGE=0
+# shellcheck source=../digits_run.sh
+source "$(dirname "$0")/../digits_run.sh"
