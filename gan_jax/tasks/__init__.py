@@ -1,6 +1,7 @@
 """Tasks: what a GAN trains, one module per model family, looked up by `config.model.name`.
 
 image_gan: ImageGANTask (DCGAN, MLP, ResNet/SNGAN/BigGAN) and the protocol every task follows;
+image_to_image: the protocol answers the image-to-image tasks share (ImageToImageTask);
 stylegan2, progressive: the families that override parts of it; cyclegan: unpaired image-to-image
 translation with the same step protocol (its own losses, task-owned image pools); pix2pix: paired
 image-to-image translation; inpainting: DeepFill v2 filling of masked regions (image-to-image on

@@ -57,6 +57,7 @@ from gan_jax import parallel
 from gan_jax.data.image_pairs import crop_flip
 from gan_jax.models import build_models
 from gan_jax.tasks.image_gan import fold_keys
+from gan_jax.tasks.image_to_image import ImageToImageTask
 
 Array = jax.Array
 Batch = dict[str, Array]
@@ -107,7 +108,7 @@ def _l1(x: Array, y: Array) -> Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class CycleGANTask:
+class CycleGANTask(ImageToImageTask):
     """CycleGAN on unpaired {'a', 'b'} float [-1, 1] batches (B, H, W, C) (see the module doc).
 
     generator, discriminator: the architecture of g_ab and g_ba, of d_a and d_b; crop_size: the
@@ -123,13 +124,9 @@ class CycleGANTask:
     crop_size: int | None = None
     flip: bool = False
 
-    image_to_image = True
-    g_reg_every = 0  # no lazy G regulariser (train_step: StyleGAN2's path length)
-    g_first = False  # D's update before G's (the reference: G first)
+    # D's update before G's (the base's g_first; the reference: G first)
     directions = ("a2b", "b2a")
     pair_data = True  # reads a pair source ({'a', 'b'})
-    separate_r1 = False
-    ema_collections = "average"
     d_step_writes = ("task_state",)  # the pools; the networks have no collections
     g_step_writes = ()
 
@@ -147,9 +144,6 @@ class CycleGANTask:
         """{'pool_a': fakes of A (g_ba's), 'pool_b': fakes of B (g_ab's)}, empty."""
         return {"pool_a": empty_pool(self.pool_size, image_shape),
                 "pool_b": empty_pool(self.pool_size, image_shape)}
-
-    def resets_optimizers(self, step: Array) -> Array:
-        return jnp.zeros((), bool)
 
     def _g(self, g_params, network: str, x: Array, train: bool = True) -> Array:
         return self.generator.apply({"params": g_params[network]}, x, train=train)

@@ -37,6 +37,7 @@ import ml_collections
 from gan_jax import losses, masks, parallel
 from gan_jax.models import build_models
 from gan_jax.tasks.image_gan import apply_module, fold_keys
+from gan_jax.tasks.image_to_image import ImageToImageTask
 
 Array = jax.Array
 Batch = dict[str, Array]
@@ -62,7 +63,7 @@ def composite(images: Array, output: Array, mask: Array) -> Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class InpaintingTask:
+class InpaintingTask(ImageToImageTask):
     """Inpainting on {'image'} float [-1, 1] batches (B, H, W, C) (see the module docstring)."""
 
     generator: nn.Module
@@ -74,14 +75,8 @@ class InpaintingTask:
     hole_weight: float = 1.0
     valid_weight: float = 1.0
 
-    image_to_image = True
-    g_reg_every = 0  # no lazy G regulariser (train_step: StyleGAN2's path length)
-    g_first = False  # D's update before G's (train_step)
     pair_data = False  # reads a noise-to-image source ({'image'}), not pairs
     directions = ("fill",)
-    num_classes = 0
-    separate_r1 = False
-    ema_collections = "average"
     d_step_writes = ("d_state",)  # D's spectral-norm vectors; G has no collections
     g_step_writes = ()
 
@@ -92,13 +87,6 @@ class InpaintingTask:
         g_vars = self.generator.init(kg, x, m)
         d_vars = self.discriminator.init(kd, jnp.concatenate([x, m], -1), train=False)
         return dict(g_vars), dict(d_vars)
-
-    def init_task_state(self, image_shape: tuple[int, int, int]) -> dict[str, Any]:
-        """{}: inpainting owns no state beside the networks."""
-        return {}
-
-    def resets_optimizers(self, step: Array) -> Array:
-        return jnp.zeros((), bool)
 
     def masks(self, keys: Array, image_shape: tuple[int, ...]) -> Array:
         """float32 (B, H, W, 1) masks, mask i from keys[i]'s MASK stream."""

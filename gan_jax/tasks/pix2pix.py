@@ -42,6 +42,7 @@ from gan_jax import losses
 from gan_jax.data.image_pairs import paired_crop_flip
 from gan_jax.models import build_models
 from gan_jax.tasks.image_gan import fold_keys
+from gan_jax.tasks.image_to_image import ImageToImageTask
 
 Array = jax.Array
 Batch = dict[str, Array]
@@ -50,7 +51,7 @@ Variables = dict[str, Any]
 CROP, DROPOUT = 100, 101  # per-example stream purposes (tasks.py: subclasses use >= 100)
 
 @dataclasses.dataclass(frozen=True)
-class Pix2PixTask:
+class Pix2PixTask(ImageToImageTask):
     """pix2pix on {'a', 'b'} float [-1, 1] batches (B, L, L, C), L >= crop_size: G(A) -> B.
 
     crop_size: the networks' image side (data.resolution); flip: random horizontal flips
@@ -65,24 +66,11 @@ class Pix2PixTask:
     flip: bool = True
     gan_weight: float = 1.0
 
-    image_to_image = True
-    g_reg_every = 0  # no lazy G regulariser (train_step: StyleGAN2's path length)
-    g_first = False  # D's update before G's, as the reference
+    # D's update before G's, as the reference (the base's g_first)
     directions = ("a2b",)
     pair_data = True  # reads a pair source ({'a', 'b'})
-    num_classes = 0
-    separate_r1 = False
-    ema_collections = "average"
     d_step_writes = ("d_state",)  # D's batch-norm statistics; G's are left as they were
     g_step_writes = ("g_state",)  # G's batch-norm statistics
-
-    def init_task_state(self, image_shape: tuple[int, int, int]) -> dict[str, Any]:
-        """{}: pix2pix owns no state beside the networks."""
-        return {}
-
-    def resets_optimizers(self, step: Array) -> Array:
-        """bool: never (the train-step protocol of tasks.ImageGANTask)."""
-        return jnp.zeros((), bool)
 
     def init(self, key: Array, image_shape: tuple[int, int, int]) -> tuple[Variables, Variables]:
         """Variables of G (A -> B) and of D (on concat(A, B)) for crop_size images."""
