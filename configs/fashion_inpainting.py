@@ -1,5 +1,6 @@
 """DeepFill v2 inpainting on 32x32 Fashion-MNIST, boxes and free-form strokes, offline (Debian's
-`dataset-fashion-mnist`), sized for minutes on 2 CPU cores.
+`dataset-fashion-mnist`), sized for 2 CPU cores (about an hour per arm:
+experiments/fashion_inpainting).
 
 The reference settings of open-mmlab/mmagic `configs/_base_/models/base_deepfillv2.py` (hinge
 SN-PatchGAN on (image, mask) at loss weight 0.1, L1 over hole and valid pixels at 1 each per
