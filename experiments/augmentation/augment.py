@@ -8,7 +8,8 @@ the real test split. Resumable: finished GAN runs, exports and scores are reused
     python experiments/augmentation/augment.py --out=runs/augmentation [--smoke]
 
 Writes OUT/scores.jsonl (one line per data set, fraction, seed and arm), and results.md (mean ±
-std over the seeds) and results.svg (the plot) beside this file (OUT with --smoke).
+std over the seeds), results.svg (the plot) and samples.png (real images and seed 0's exported
+samples, two of each class) beside this file (OUT with --smoke).
 """
 
 from __future__ import annotations
@@ -140,6 +141,37 @@ def plot(rows: list[dict]) -> str:
     return "\n".join(svg + ["</svg>"]) + "\n"
 
 
+def two_per_class(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """The first two images of each class, in class order (uint8 (20, H, W, C) for 10 classes)."""
+    return np.concatenate([images[labels == c][:2] for c in range(10)])
+
+
+def picture(out: Path, rows: list[dict], path: Path) -> None:
+    """Per data set: two real train images of each class, then two of the exported samples of
+    each class from seed 0's GAN at every budget (what the classifier's synthetic arms trained
+    on), one row each, classes 0-9 from left to right."""
+    import sys
+    from gan_jax.metrics import classifier
+    sys.path.insert(0, str(HERE.parent))
+    from image_rows import save_rows
+
+    config = load_config()
+    lines = []
+    for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        train = classifier.train_test_sources(dataset, "", config.data.resolution,
+                                              config.data.channels)[0]
+        name = dataset.split(":")[0]
+        lines.append((f"{name} real", two_per_class(train.images, train.labels)))
+        for fraction in sorted({r["fraction"] for r in rows if r["dataset"] == dataset}):
+            workdir = out / "gans" / f"{dataset.replace(':', '_')}_{fraction}_0"
+            exports = sorted(workdir.glob("synthetic_*/data.npz"))
+            if exports:
+                with np.load(exports[0]) as data:
+                    lines.append((f"{name} GAN {fraction:.0%}",
+                                  two_per_class(data["images"], data["labels"])))
+    save_rows(lines, str(path), label=110)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="Folder of the GAN runs and scores.")
@@ -175,6 +207,7 @@ def main() -> None:
     report = out if args.smoke else HERE
     (report / "results.md").write_text(table(rows))
     (report / "results.svg").write_text(plot(rows))
+    picture(out, rows, report / "samples.png")
     print(table(rows))
 
 
