@@ -217,7 +217,8 @@ def _train_two_processes(workdir, config_file, overrides, log_dir):
 
 
 @pytest.mark.parametrize("signum", [
-    pytest.param(signal.SIGTERM, id="SIGTERM"),
+    # test_preemption.py checks SIGTERM on one process in the default suite
+    pytest.param(signal.SIGTERM, id="SIGTERM", marks=pytest.mark.slow),
     pytest.param(signal.SIGINT, id="SIGINT", marks=pytest.mark.slow)])
 def test_signal_to_one_process_stops_both_at_one_checkpoint(tiny_config_file, tmp_path,
                                                            compilation_cache, signum):

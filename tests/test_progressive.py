@@ -181,6 +181,7 @@ def _steps(config, count):
     return first, state, logged
 
 
+@pytest.mark.slow  # a short training run, 1.5 min at load 5
 def test_inactive_levels_get_no_updates_and_d_loss_falls():
     """Level 0 (4 px) trains: the 8 px layers keep their initial values exactly (zero gradients,
     Adam moves nothing), all others move; the critic learns to separate reals from fakes."""

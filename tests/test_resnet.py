@@ -196,6 +196,7 @@ def test_conditional_model_needs_labelled_data(tmp_path):
         train_and_evaluate(config, tmp_path / "run", devices=jax.devices()[:1], progress=False)
 
 
+@pytest.mark.slow  # a short training run
 def test_d_loss_decreases_on_digits(one_device):
     """With G nearly frozen, a few D steps separate real digits from fakes: the hinge loss drops."""
     config = _tiny_unconditional()
@@ -218,6 +219,7 @@ def test_d_loss_decreases_on_digits(one_device):
     assert np.mean(d_losses[-3:]) < 0.5 * np.mean(d_losses[:3])
 
 
+@pytest.mark.slow  # 2 min at load 5; test_train.py covers resume
 def test_conditional_resume_is_bitwise(one_device, tmp_path):
     """The spectral-norm vectors, cBN statistics, attention and the EMA resume exactly."""
     config = _tiny_conditional()

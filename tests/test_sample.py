@@ -82,6 +82,7 @@ def test_sample_by_step(workdir, tmp_path, tiny_config_file):
     assert out["latest"] == out[str(steps[-1])] != out[str(steps[0])]
 
 
+@pytest.mark.slow  # two commands, 40 s at load 5
 def test_interpolation_and_truncation_commands(workdir, tmp_path):
     r = run("gan_jax.sample", f"--workdir={workdir}", "--interpolate=slerp", "--num=2",
             "--steps=5", "--truncation=0.5", f"--out={tmp_path / 'strip.png'}")

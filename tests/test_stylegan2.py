@@ -270,6 +270,7 @@ def test_generator_outputs_are_finite_and_vary():
     assert not np.allclose(images[0], images[1], atol=1e-3)
 
 
+@pytest.mark.slow  # 1 min at load 5
 def test_conditional_networks_use_labels():
     g = tiny_generator(num_classes=3)
     d = sg.StyleGAN2Discriminator(8, 128, 16, num_classes=3, mapping_layers=2)
@@ -424,6 +425,7 @@ def test_folded_lazy_r1_is_computed_only_on_its_steps():
                                rtol=1e-3, atol=1e-6)
 
 
+@pytest.mark.slow  # 1 min at load 5
 def test_sample_truncation_acts_in_w_space():
     task = sg_task.build_task(tiny_config())
     g_vars, _ = jax.jit(task.init, static_argnums=1)(jax.random.key(0), (8, 8, 1))
@@ -466,6 +468,7 @@ def _leaves(state):
          state.ema_params)))]
 
 
+@pytest.mark.slow  # 2 min at load 5; test_w_avg_is_updated_only_in_training... stays
 def test_w_avg_moves_in_the_g_step_then_in_the_d_step():
     """NVlabs updates w_avg in every training-mode mapping call: after one step (no path
     length) it has moved twice, by Gmain's latents through the G it starts from, then by Dmain's

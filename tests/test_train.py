@@ -60,8 +60,9 @@ def test_resume_equals_unbroken_run(tiny_config, one_device, tmp_path):
     assert jax.random.key_data(resumed.key).tolist() == jax.random.key_data(unbroken.key).tolist()
 
 
-@pytest.mark.parametrize("norm, cross_replica, optimizer", [
-    ("none", False, "sgd"), ("layer", False, "adam"), ("batch", True, "adam")])
+@pytest.mark.parametrize("norm, cross_replica, optimizer", [  # one in the default suite
+    pytest.param("none", False, "sgd", marks=pytest.mark.slow),
+    pytest.param("layer", False, "adam", marks=pytest.mark.slow), ("batch", True, "adam")])
 def test_eight_devices_match_one_device(tiny_config, tmp_path, norm, cross_replica, optimizer):
     """Per-example keys and pmean-ed grads make the device count invisible to the math.
 
@@ -305,6 +306,7 @@ def test_resume_on_changed_folder_data_warns_in_one_line(tiny_config, one_device
         train_and_evaluate(tiny_config, tmp_path / "run", devices=one_device, progress=False)
 
 
+@pytest.mark.slow  # 8 devices, 1 min at load 5
 def test_generator_batch_size_is_device_count_invariant(tiny_config, tmp_path):
     """train.g_batch_size fakes in the G step, keyed by global index: 1 device == 8 devices, and
     the run differs from one with G on batch_size fakes."""
