@@ -8,8 +8,8 @@ the real test split. Resumable: finished GAN runs, exports and scores are reused
     python experiments/augmentation/augment.py --out=runs/augmentation [--smoke]
 
 Writes OUT/scores.jsonl (one line per data set, fraction, seed and arm), and results.md (mean ±
-std over the seeds), results.svg (the plot) and samples.png (real images and seed 0's exported
-samples, two of each class) beside this file (OUT with --smoke).
+std over the seeds), results.svg (the plot) and samples_<data set>.png (real images and seed 0's
+exported samples, two of each class) beside this file (OUT with --smoke).
 """
 
 from __future__ import annotations
@@ -27,19 +27,19 @@ ARMS = ("real", "real+synthetic", "synthetic")
 COLOURS = {"real": "#1f77b4", "real+synthetic": "#2ca02c", "synthetic": "#d62728"}
 
 
-def load_config():
+def load_config(dataset: str):
+    """cgan.py's config for `dataset`."""
     spec = importlib.util.spec_from_file_location("cgan", HERE / "cgan.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.get_config()
+    return module.get_config(dataset)
 
 
 def train_gan(out: Path, dataset: str, fraction: float, seed: int, steps: int) -> Path:
     """The GAN's workdir, trained (or resumed) on `fraction` of `dataset` with `seed`."""
     from gan_jax.train import train_and_evaluate
 
-    config = load_config()
-    config.data.name = dataset
+    config = load_config(dataset)
     config.data.train_fraction = fraction
     config.data.subset_seed = seed
     config.train.seed = seed
@@ -67,7 +67,7 @@ def scores(out: Path, dataset: str, fraction: float, seed: int, k: int, gan_step
     from gan_jax.data.sources import ArraySource, subset_source
     from gan_jax.metrics import classifier
 
-    config = load_config()
+    config = load_config(dataset)
     train, _, test, test_idx, test_name = classifier.train_test_sources(
         dataset, "", config.data.resolution, config.data.channels)
     real = subset_source(train, fraction, seed)
@@ -146,18 +146,18 @@ def two_per_class(images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.concatenate([images[labels == c][:2] for c in range(10)])
 
 
-def picture(out: Path, rows: list[dict], path: Path) -> None:
+def picture(out: Path, rows: list[dict], folder: Path) -> None:
     """Per data set: two real train images of each class, then two of the exported samples of
     each class from seed 0's GAN at every budget (what the classifier's synthetic arms trained
-    on), one row each, classes 0-9 from left to right."""
+    on), one row each, classes 0-9 from left to right; written to folder/samples_<data set>.png."""
     import sys
     from gan_jax.metrics import classifier
     sys.path.insert(0, str(HERE.parent))
     from image_rows import save_rows
 
-    config = load_config()
-    lines = []
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
+        lines = []
+        config = load_config(dataset)
         train = classifier.train_test_sources(dataset, "", config.data.resolution,
                                               config.data.channels)[0]
         name = dataset.split(":")[0]
@@ -169,7 +169,8 @@ def picture(out: Path, rows: list[dict], path: Path) -> None:
                 with np.load(exports[0]) as data:
                     lines.append((f"{name} GAN {fraction:.0%}",
                                   two_per_class(data["images"], data["labels"])))
-    save_rows(lines, str(path), label=110)
+        save_rows(lines, str(folder / f"samples_{name}.png"), label=110,
+                  scale=max(1, 48 // config.data.resolution))
 
 
 def main() -> None:
@@ -179,7 +180,7 @@ def main() -> None:
     parser.add_argument("--fractions", default="0.01,0.1,1.0")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--k", type=int, default=2, help="Synthetic images per real image.")
-    parser.add_argument("--gan_steps", type=int, default=1000)
+    parser.add_argument("--gan_steps", type=int, default=3000)
     parser.add_argument("--classifier_steps", type=int, default=1000)
     parser.add_argument("--smoke", action="store_true",
                         help="Tiny: digits, 2 budgets, 2 seeds, 4 GAN and 20 classifier steps.")
@@ -207,7 +208,7 @@ def main() -> None:
     report = out if args.smoke else HERE
     (report / "results.md").write_text(table(rows))
     (report / "results.svg").write_text(plot(rows))
-    picture(out, rows, report / "samples.png")
+    picture(out, rows, report)
     print(table(rows))
 
 

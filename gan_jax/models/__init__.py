@@ -38,10 +38,10 @@ def _dcgan(config: ml_collections.ConfigDict) -> Pair:
 def _mlp(config: ml_collections.ConfigDict) -> Pair:
     m, d = config.model, config.data
     hidden = tuple(m.hidden_dims)
-    return (MLPGenerator(d.resolution, d.channels, hidden, norm=m.g_norm,
+    return (MLPGenerator(d.resolution, d.channels, hidden, m.num_classes, norm=m.g_norm,
                          bn_momentum=m.bn_momentum, bn_axis_name=_bn_axis(config),
                          dtype=_dtype(config)),
-            MLPDiscriminator(hidden, dtype=_dtype(config)))
+            MLPDiscriminator(hidden, m.num_classes, dtype=_dtype(config)))
 
 
 def _resnet(config: ml_collections.ConfigDict) -> Pair:
@@ -58,7 +58,7 @@ def _resnet(config: ml_collections.ConfigDict) -> Pair:
 def _unconditional(config: ml_collections.ConfigDict) -> None:
     if config.model.num_classes:
         raise ValueError(f"config.model.num_classes: model {config.model.name!r} is unconditional;"
-                         f" set it to 0 or use model.name='resnet'")
+                         f" set it to 0 or use model.name='mlp', 'resnet' or 'stylegan2'")
 
 
 def _check_dcgan(config: ml_collections.ConfigDict) -> None:
@@ -228,7 +228,7 @@ MODEL_COMPUTE_DTYPES: dict[str, tuple[str, ...]] = {
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
 # starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {
-    "dcgan": _check_dcgan, "mlp": _unconditional, "resnet": _check_resnet,
+    "dcgan": _check_dcgan, "mlp": lambda config: None, "resnet": _check_resnet,
     "stylegan2": stylegan2.check_config, "progressive": progressive.check_config,
     "cyclegan": _check_cyclegan, "pix2pix": _check_pix2pix, "inpainting": _check_inpainting}
 
