@@ -179,6 +179,32 @@ def _check_eval(config: ml_collections.ConfigDict) -> None:
              f"{e.best_metric!r} is not computed; choose one of {', '.join(reported)} or ''")
 
 
+# The most the EMA generator at a run's last step may still weigh the generator it started from
+# before `train` says so (BigGAN-PyTorch's EMA, decay 0.9999 from iteration 20,000 of 100k+,
+# leaves it 0.03 % or less).
+EMA_START_WEIGHT_LIMIT = 0.05
+
+
+def ema_start_weight(config: ml_collections.ConfigDict) -> float:
+    """ema.decay ** (train.num_steps - ema.start_step): the weight the EMA generator at the run's
+    last step still gives the generator it was started from (a copy of the step-`start_step`
+    generator); 0 without an EMA or when the run ends before it starts."""
+    steps = config.train.num_steps - config.ema.start_step
+    return float(config.ema.decay) ** steps if config.ema.decay and steps > 0 else 0.0
+
+
+def ema_start_note(config: ml_collections.ConfigDict) -> str | None:
+    """One line for the user when the EMA is too slow for the run (`ema_start_weight` above
+    EMA_START_WEIGHT_LIMIT: its samples are largely the early generator's); else None."""
+    weight = ema_start_weight(config)
+    if weight <= EMA_START_WEIGHT_LIMIT:
+        return None
+    e, n = config.ema, config.train.num_steps
+    return (f"note: ema.decay {e.decay} from ema.start_step {e.start_step} leaves the step-"
+            f"{e.start_step} generator {weight:.0%} of the EMA generator at step {n}; for a run "
+            f"this short use a smaller ema.decay or a later ema.start_step")
+
+
 def require_fits(need: int | None, have: int | None, batch_size: int, platform: str) -> None:
     """ConfigError naming train.batch_size when a step needing `need` bytes per device cannot fit
     in `have` (either None: not reported by the backend, no check)."""

@@ -302,6 +302,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | Path,
     check_labels(config, source)
     is_main = jax.process_index() == 0
     log = (lambda message: tqdm.tqdm.write(message, file=sys.stderr)) if is_main else (lambda m: None)
+    if note := config_lib.ema_start_note(config):
+        log(note)
     write_translations = (translation_grid_writer(run, config.sample.num, config.train.seed)
                           if run.task.image_to_image and config.train.sample_every_steps else None)
     if config.eval.every_steps and run.task.image_to_image:  # before any extractor is built

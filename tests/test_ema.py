@@ -4,6 +4,7 @@ and evaluation use the pair."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from gan_jax import images, run as run_lib, sample
 from gan_jax.data.sources import make_source
@@ -77,3 +78,37 @@ def test_evaluate_scores_the_ema_or_the_raw_generator(tiny_config, one_device, t
     raw = images.to_uint8(task.sample(state.g_params, state.g_state,
                                       sample.latent_keys(0, 0, 8), state.step))
     np.testing.assert_array_equal(samples["raw"], raw)
+
+
+def test_ema_start_weight_and_the_note_for_too_slow_an_ema(tiny_config):
+    from gan_jax.config import ema_start_note, ema_start_weight
+
+    tiny_config.ema.decay, tiny_config.ema.start_step, tiny_config.train.num_steps = 0.99, 200, 1000
+    assert ema_start_weight(tiny_config) == pytest.approx(0.99 ** 800)  # 3.2e-4
+    assert ema_start_note(tiny_config) is None
+    tiny_config.ema.decay = 0.999  # the augmentation experiment's first cGAN: 45 %
+    assert ema_start_weight(tiny_config) == pytest.approx(0.4491, abs=1e-4)
+    assert ema_start_note(tiny_config) == (
+        "note: ema.decay 0.999 from ema.start_step 200 leaves the step-200 generator 45% of the "
+        "EMA generator at step 1000; for a run this short use a smaller ema.decay or a later "
+        "ema.start_step")
+    tiny_config.ema.decay = 0.0
+    assert ema_start_weight(tiny_config) == 0.0 and ema_start_note(tiny_config) is None
+    tiny_config.ema.decay, tiny_config.ema.start_step = 0.999, 1000  # starts at the last step
+    assert ema_start_weight(tiny_config) == 0.0
+
+
+def test_no_shipped_recipe_keeps_much_of_its_start_generator():
+    """Every config in configs/: at its last step the EMA generator weighs the generator it started
+    from by at most EMA_START_WEIGHT_LIMIT (digits_biggan and digits_sngan once kept 16.5 %)."""
+    import importlib
+    import pkgutil
+
+    import gan_jax.configs
+    from gan_jax.config import EMA_START_WEIGHT_LIMIT, ema_start_weight
+
+    names = [m.name for m in pkgutil.iter_modules(gan_jax.configs.__path__) if m.name != "base"]
+    assert len(names) > 30
+    heavy = {name: ema_start_weight(importlib.import_module(f"gan_jax.configs.{name}").get_config())
+             for name in names}
+    assert {n: w for n, w in heavy.items() if w > EMA_START_WEIGHT_LIMIT} == {}

@@ -126,6 +126,10 @@ def test_training_logs_scores_keeps_the_best_and_evaluate_reproduces_them(
     for step in (2, 4):
         assert f"step {step}: fid {evals[step]['eval/fid']:.4g} kid " in shown
     assert f"trained steps 0 -> 4 of 4 in " in shown
+    # the tiny config's EMA (0.9 from step 1) still weighs its start 0.9^3 at step 4
+    assert ("note: ema.decay 0.9 from ema.start_step 1 leaves the step-1 generator 73% of the EMA "
+            "generator at step 4; for a run this short use a smaller ema.decay or a later "
+            "ema.start_step\n") in shown
     assert (f"best checkpoint (fid): step {best_step} in {(workdir / 'best').absolute()}; "
             f"fid {evals[best_step]['eval/fid']:.4g} kid ") in shown
     assert f"sample grids in {workdir / 'samples'} (and TensorBoard's images)" in shown
