@@ -12,6 +12,8 @@ PYTHON=${PYTHON:-python}
 export JAX_COMPILATION_CACHE_DIR=${JAX_COMPILATION_CACHE_DIR:-$OUT/xla_cache}
 export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0
 if [ "${1:-}" != "--smoke" ]; then
-  git -C "$HERE" describe --always --dirty > "$HERE/commit.txt"
+  # described before the redirect truncates commit.txt (a tracked file emptied first reads -dirty)
+  COMMIT=$(git -C "$HERE" describe --always --dirty)
+  echo "$COMMIT" > "$HERE/commit.txt"
 fi
 time "$PYTHON" "$HERE/augment.py" --out="$OUT" "$@"
