@@ -50,32 +50,49 @@ def test_recipe_matches_its_recorded_digest(name, one_device, tmp_path):
         f"experiments/{name}/run.sh, update its README and RECORDED_DIGESTS")
 
 
-@pytest.mark.parametrize("name", sorted(RECORDED_DIGESTS))
-def test_run_sh_trains_its_own_recipe_and_names_the_clean_commit(name, tmp_path):
-    """run.sh trains its experiment's recipe by name (digits_dcgan's once trained whatever the
-    train command's default was, which became digits_mlp) and records `git describe` of a clean
-    checkout without -dirty (its own redirect once emptied the tracked commit.txt first, so every
-    record read as dirty)."""
+def _run_in_a_clean_clone(tmp_path, files: list[str], script: str, *args: str) -> tuple[Path, str]:
+    """Copies `files` (paths under experiments/) into a fresh git repo, commits them with an old
+    commit.txt beside `script`, and runs `script` with PYTHON a stand-in that logs each command
+    line (to tmp_path/calls.txt) and does nothing else: (the repo, its short HEAD)."""
     repo = tmp_path / "repo"
-    (repo / "experiments" / name).mkdir(parents=True)
-    shutil.copy(EXPERIMENTS / name / "run.sh", repo / "experiments" / name / "run.sh")
-    shutil.copy(EXPERIMENTS / "digits_run.sh", repo / "experiments" / "digits_run.sh")
-    (repo / "experiments" / name / "commit.txt").write_text("old\n")
+    for name in files:
+        (repo / "experiments" / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(EXPERIMENTS / name, repo / "experiments" / name)
+    (repo / "experiments" / script).parent.joinpath("commit.txt").write_text("old\n")
     git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run(git[:3] + ["init", "-q"], check=True)
     subprocess.run(git + ["add", "."], check=True)
     subprocess.run(git + ["commit", "-qm", "x"], check=True)
     head = subprocess.run(git[:3] + ["rev-parse", "--short", "HEAD"], check=True,
                           capture_output=True, text=True).stdout.strip()
-    # PYTHON: a stand-in that logs each command line and does nothing else
-    log = tmp_path / "calls.txt"
     fake = tmp_path / "python"
-    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "calls.txt"}\n')
     fake.chmod(0o755)
-    subprocess.run(["bash", str(repo / "experiments" / name / "run.sh"), str(tmp_path / "work")],
-                   check=True, env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake)},
-                   capture_output=True)
+    subprocess.run(["bash", str(repo / "experiments" / script), *args], check=True,
+                   env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake)}, capture_output=True)
+    return repo, head
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED_DIGESTS))
+def test_run_sh_trains_its_own_recipe_and_names_the_clean_commit(name, tmp_path):
+    """run.sh trains its experiment's recipe by name (digits_dcgan's once trained whatever the
+    train command's default was, which became digits_mlp) and records `git describe` of a clean
+    checkout without -dirty (its own redirect once emptied the tracked commit.txt first, so every
+    record read as dirty)."""
+    repo, head = _run_in_a_clean_clone(tmp_path, [f"{name}/run.sh", "digits_run.sh"],
+                                       f"{name}/run.sh", str(tmp_path / "work"))
     assert (repo / "experiments" / name / "commit.txt").read_text() == head + "\n"
-    train = [line for line in log.read_text().splitlines() if line.startswith("-m gan_jax.train")]
+    log = (tmp_path / "calls.txt").read_text().splitlines()
+    train = [line for line in log if line.startswith("-m gan_jax.train")]
     assert train == [f"-m gan_jax.train --config={repo}/configs/{name}.py "
                      f"--workdir={tmp_path / 'work'}"]
+
+
+def test_augmentation_run_sh_names_the_clean_commit(tmp_path):
+    """experiments/augmentation/run.sh had the same redirect defect (its record read f68a08f only
+    because commit.txt was not yet tracked)."""
+    repo, head = _run_in_a_clean_clone(tmp_path, ["augmentation/run.sh"], "augmentation/run.sh",
+                                       str(tmp_path / "out"))
+    assert (repo / "experiments" / "augmentation" / "commit.txt").read_text() == head + "\n"
+    [call] = (tmp_path / "calls.txt").read_text().splitlines()
+    assert call == f"{repo}/experiments/augmentation/augment.py --out={tmp_path / 'out'}"
