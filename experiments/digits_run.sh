@@ -1,11 +1,13 @@
 # shellcheck shell=bash
 # The shared part of the digits experiments' run.sh (sourced, after the caller has set CONFIG, its
-# recipe's file under configs/, and ENLARGE, 0 or the factor of an enlarged copy of the grid):
+# recipe's file under configs/, ENLARGE, 0 or the factor of an enlarged copy of the grid, and
+# optionally PER_CLASS, for a class-conditional recipe the number of samples per class row):
 #   experiments/EXPERIMENT/run.sh [WORKDIR]   # WORKDIR must not exist; default runs/EXPERIMENT
 # Trains CONFIG from scratch (named explicitly: the train command's default config is whichever
 # recipe is the default today), scores 2,000 samples of the EMA and of the raw generator
 # (eval_ema.json, eval_raw.json), writes the 64-sample grid (samples.png; with ENLARGE, also
-# samples_xENLARGE.png, nearest-neighbour pixels) and commit.txt, and prints the scores.
+# samples_xENLARGE.png, nearest-neighbour pixels; with PER_CLASS, classes.png, one row per class)
+# and commit.txt, and prints the scores.
 set -euo pipefail
 WORKDIR=${1:-runs/$(basename "$(dirname "$0")")}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,6 +27,10 @@ for generator in ema raw; do
     --generator=$generator --out="$HERE/eval_$generator.json" > /dev/null
 done
 "$PYTHON" -m gan_jax.sample --workdir="$WORKDIR" --num=64 --seed=0 --out="$HERE/samples.png"
+if [ -n "${PER_CLASS:-}" ]; then
+  "$PYTHON" -m gan_jax.sample --workdir="$WORKDIR" --per_class="$PER_CLASS" --seed=0 \
+    --out="$HERE/classes.png"
+fi
 "$PYTHON" - "$HERE" "$ENLARGE" <<'PY'
 import json, sys
 here, enlarge = sys.argv[1], int(sys.argv[2])
