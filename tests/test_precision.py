@@ -228,3 +228,76 @@ def test_benchmark_refuses_an_unknown_compute_dtype(monkeypatch):
                             monkeypatch)
     assert (code, stderr) == (2, "error: --compute_dtype: 'half' is not one of float32, "
                                  "bfloat16, float16\n")
+
+
+@pytest.mark.parametrize("kind, name, kwargs", [
+    ("g", "unet_32", dict(norm="batch")),
+    ("g", "resnet_6blocks", dict(norm="instance")),
+    ("d", "n_layers", dict(norm="batch", n_layers=2)),
+    ("d", "pixel", dict(norm="instance"))])
+def test_image_to_image_networks_run_in_bfloat16(kind, name, kwargs):
+    """pix2pix's and CycleGAN's networks in bfloat16: every conv bf16 but D's logits conv, images
+    and logits float32, and the same params (float32) give outputs within 5% of the float32
+    network's largest value (measured 0.6% for unet_32, 2.2% resnet_6blocks, 0.7% n_layers, 1.0%
+    pixel)."""
+    from gan_jax.models import pix2pix
+
+    table = pix2pix.GENERATORS if kind == "g" else pix2pix.DISCRIMINATORS
+    nets = {dtype: table[name](ngf=4, paper_test_time=False, dtype=dtype, **kwargs) if kind == "g"
+            else table[name](ndf=4, dtype=dtype, **kwargs)
+            for dtype in (jnp.float32, jnp.bfloat16)}
+    x = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3), minval=-1, maxval=1)
+    # jitted: an eager init of the U-Net takes 16 s on 2 cores
+    variables = jax.jit(lambda k, x: nets[jnp.float32].init(k, x, False))(jax.random.key(0), x)
+    # the params (float32) do not depend on the compute dtype
+    assert jax.eval_shape(lambda k, x: nets[jnp.bfloat16].init(k, x, False), jax.random.key(0),
+                          x) == jax.eval_shape(lambda: variables)
+    run = {dtype: (lambda v, x, net=net: net.apply(v, x, False)) for dtype, net in nets.items()}
+    types = [t for _, t in _op_dtypes(run[jnp.bfloat16], variables, x)]
+    expected = {"g": ["bf16"] * (len(types)), "d": ["bf16"] * (len(types) - 1) + ["f32"]}[kind]
+    assert len(types) >= 3 and types == expected
+    out32, out16 = (jax.jit(run[dtype])(variables, x) for dtype in (jnp.float32, jnp.bfloat16))
+    assert out16.dtype == jnp.float32 and out16.shape == out32.shape
+    error = float(jnp.abs(out16 - out32).max() / jnp.abs(out32).max())
+    assert 0 < error < 0.05, error
+
+
+def test_unsupported_image_to_image_compute_dtype_is_refused():
+    from gan_jax.configs import facades_pix2pix, fashion_cyclegan
+
+    for recipe in (facades_pix2pix, fashion_cyclegan):
+        config = recipe.get_config()
+        config.train.compute_dtype = "bfloat16"
+        config_lib.validate(config)
+        config.train.compute_dtype = "float16"
+        with pytest.raises(config_lib.ConfigError) as e:
+            config_lib.validate(config)
+        assert str(e.value) == (f"config.train.compute_dtype: model {config.model.name!r} runs in "
+                                "float32 or bfloat16, not float16")
+
+
+@pytest.mark.slow  # three pix2pix compilations: about 1.5 min on 2 cores
+def test_bfloat16_pix2pix_is_deterministic_and_tracks_float32(tmp_path):
+    """The tiny pix2pix recipe, 3 steps from the same init and batches: bfloat16 twice gives the
+    same bits, and its losses stay within 2% of float32's."""
+    from test_pix2pix import _pairs_folder, tiny_pix2pix
+
+    root = _pairs_folder(tmp_path / "pairs")
+    rng = np.random.default_rng(0)
+    pairs = [{"a": rng.integers(0, 256, (1, 8, 32, 32, 3), dtype=np.uint8)} for _ in range(3)]
+    for batch in pairs:
+        batch["b"] = 255 - batch["a"]
+
+    def losses(dtype):
+        config = tiny_pix2pix(root)
+        config.train.compute_dtype = dtype
+        run = run_lib.build_run(config, jax.devices()[:1])
+        step, state, out = run.train_step(donate=False), run.init_state(), []
+        for batch in pairs:
+            state, metrics = step(state, parallel.put_batch(batch, run.mesh))
+            out.append([float(metrics[k]) for k in ("d_loss", "g_loss")])
+        return np.array(out)
+
+    bf16 = losses("bfloat16")
+    np.testing.assert_array_equal(bf16, losses("bfloat16"))
+    np.testing.assert_allclose(bf16, losses("float32"), rtol=0.02)

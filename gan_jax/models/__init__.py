@@ -105,8 +105,9 @@ def _cyclegan(config: ml_collections.ConfigDict) -> Pair:
     m = config.model
     layers = {"n_layers": m.n_layers} if m.discriminator == "n_layers" else {}
     return (pix2pix.GENERATORS[m.generator](out_channels=config.data.channels, ngf=m.ngf,
-                                            norm=m.norm, dropout=False),
-            pix2pix.DISCRIMINATORS[m.discriminator](ndf=m.ndf, norm=m.norm, **layers))
+                                            norm=m.norm, dropout=False, dtype=_dtype(config)),
+            pix2pix.DISCRIMINATORS[m.discriminator](ndf=m.ndf, norm=m.norm, dtype=_dtype(config),
+                                                    **layers))
 
 
 def _check_load_size(config: ml_collections.ConfigDict) -> None:
@@ -147,10 +148,11 @@ def _pix2pix(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
     d_axis = "data" if m.cross_replica_bn else None  # G's batch norm stays per device
     generator = pix2pix.GENERATORS[m.generator](
         out_channels=d.channels, ngf=m.ngf, norm=m.norm, dropout=m.dropout,
-        paper_test_time=m.paper_test_time, bn_momentum=m.bn_momentum)
+        paper_test_time=m.paper_test_time, bn_momentum=m.bn_momentum, dtype=_dtype(config))
     kw = dict(n_layers=m.n_layers) if m.discriminator == "n_layers" else {}
     discriminator = pix2pix.DISCRIMINATORS[m.discriminator](
-        ndf=m.ndf, norm=m.norm, bn_momentum=m.bn_momentum, bn_axis_name=d_axis, **kw)
+        ndf=m.ndf, norm=m.norm, bn_momentum=m.bn_momentum, bn_axis_name=d_axis,
+        dtype=_dtype(config), **kw)
     return generator, discriminator
 
 
@@ -224,7 +226,9 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
 # StyleGAN2's float16 would need NVlabs' conv clamping (not implemented)
 MODEL_COMPUTE_DTYPES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("dcgan", "mlp", "resnet"), ("float32", "bfloat16", "float16")),
-    "stylegan2": ("float32", "bfloat16")}
+    "stylegan2": ("float32", "bfloat16"),
+    # pix2pix and CycleGAN: bfloat16 (float16 would get the same loss scaling, but is not tested)
+    **dict.fromkeys(("pix2pix", "cyclegan"), ("float32", "bfloat16"))}
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
 # starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {

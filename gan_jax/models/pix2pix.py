@@ -21,6 +21,10 @@ Norms: `batch` (γ ~ N(1, 0.02), β = 0, eps 1e-5; convs followed by a norm have
 convs keep their bias). Kernels ~ N(0, 0.02), biases 0. The reference's quirk that PixelGAN's
 last conv has a bias only with instance norm is kept (parameter counts match).
 
+Mixed precision: `dtype` (train.compute_dtype, float32 or bfloat16) is the dtype of the convs and
+norms' outputs; params stay float32, norm statistics are reduced in float32 (Flax's
+`force_float32_reductions`), G's tanh output and D's last conv (its logits) are float32.
+
 Call convention: `generator(x, train)` maps (B, H, W, C) images in [-1, 1] to (B, H, W,
 out_channels) in [-1, 1]; `discriminator(x, train)` maps images to patch logits (B, h, w).
 Batch statistics are used, and running averages written to `batch_stats` (apply with
@@ -37,7 +41,7 @@ instance norm allows (batch norm couples the batch).
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -92,27 +96,30 @@ class Dropout(nn.Module):
 
 
 def norm_layer(kind: str, use_running_average: bool, momentum: float,
-               axis_name: str | None) -> Callable[[jax.Array], jax.Array]:
-    """BatchNorm2d (`batch`) or InstanceNorm2d without affine params (`instance`), as PyTorch's."""
+               axis_name: str | None, dtype: Any = jnp.float32) -> Callable[[jax.Array], jax.Array]:
+    """BatchNorm2d (`batch`) or InstanceNorm2d without affine params (`instance`), as PyTorch's;
+    statistics reduced in float32, output in `dtype`."""
     if kind == "batch":
         return nn.BatchNorm(use_running_average=use_running_average, momentum=momentum,
-                            epsilon=1e-5, scale_init=normal_init(0.02, 1.0), axis_name=axis_name)
+                            epsilon=1e-5, scale_init=normal_init(0.02, 1.0), axis_name=axis_name,
+                            dtype=dtype)
     if kind == "instance":
         return nn.InstanceNorm(epsilon=1e-5, use_scale=False, use_bias=False,
-                               use_fast_variance=False)
+                               use_fast_variance=False, dtype=dtype)
     raise ValueError(f"unknown norm {kind!r}; use one of {', '.join(NORMS)}")
 
 
-def _conv(features: int, kernel: int, stride: int, pad: int, use_bias: bool) -> Conv:
+def _conv(features: int, kernel: int, stride: int, pad: int, use_bias: bool,
+          dtype: Any = jnp.float32) -> Conv:
     p = ((pad, pad), (pad, pad))
     return Conv(features, (kernel, kernel), (stride, stride), p, use_bias=use_bias,
-                kernel_init=INIT)
+                kernel_init=INIT, dtype=dtype)
 
 
-def _up(features: int, use_bias: bool) -> ConvTranspose:
+def _up(features: int, use_bias: bool, dtype: Any = jnp.float32) -> ConvTranspose:
     """ConvTranspose2d(kernel 4, stride 2, padding 1): doubles the size."""
     return ConvTranspose(features, (4, 4), (2, 2), ((1, 1), (1, 1)), use_bias=use_bias,
-                         kernel_init=INIT)
+                         kernel_init=INIT, dtype=dtype)
 
 
 def reflect_pad(x: jax.Array, pad: int) -> jax.Array:
@@ -136,9 +143,11 @@ class _Generator(nn.Module):
     paper_test_time: bool = True
     bn_momentum: float = 0.9
     bn_axis_name: str | None = None
+    dtype: Any = jnp.float32
 
     def _norm(self, stochastic: bool) -> Callable:
-        return norm_layer(self.norm, not stochastic, self.bn_momentum, self.bn_axis_name)
+        return norm_layer(self.norm, not stochastic, self.bn_momentum, self.bn_axis_name,
+                          self.dtype)
 
     def _stochastic(self, train: bool) -> bool:
         return train or self.paper_test_time
@@ -164,19 +173,19 @@ class UNetGenerator(_Generator):
         use_bias = self.norm == "instance"
         widths = [self.ngf * min(2 ** i, 8) for i in range(self.num_downs)]
         skips = []  # the input of each level below the outermost, after its LeakyReLU
-        h = _conv(widths[0], 4, 2, 1, use_bias)(x)
+        h = _conv(widths[0], 4, 2, 1, use_bias, self.dtype)(x)
         for level in range(1, self.num_downs):
             h = nn.leaky_relu(h, 0.2)
             skips.append(h)
-            h = _conv(widths[level], 4, 2, 1, use_bias)(h)
+            h = _conv(widths[level], 4, 2, 1, use_bias, self.dtype)(h)
             if level < self.num_downs - 1:  # the innermost conv (1x1 output) has no norm
                 h = self._norm(stochastic)(h)
         for level in reversed(range(1, self.num_downs)):
-            h = self._norm(stochastic)(_up(widths[level - 1], use_bias)(nn.relu(h)))
+            h = self._norm(stochastic)(_up(widths[level - 1], use_bias, self.dtype)(nn.relu(h)))
             if self.dropout and 4 <= level < self.num_downs - 1:
                 h = Dropout(0.5, not stochastic, stream=level)(h, example_keys)
             h = jnp.concatenate([skips[level - 1], h], axis=-1)
-        return jnp.tanh(_up(self.out_channels, True)(nn.relu(h)))
+        return jnp.tanh(_up(self.out_channels, True, self.dtype)(nn.relu(h)).astype(jnp.float32))
 
 
 class ResNetBlock(nn.Module):
@@ -188,14 +197,16 @@ class ResNetBlock(nn.Module):
     dropout: bool
     deterministic: bool
     stream: int = 0
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: jax.Array, example_keys: jax.Array | None = None) -> jax.Array:
         features = x.shape[-1]
-        h = nn.relu(self.norm()(_conv(features, 3, 1, 0, self.use_bias)(reflect_pad(x, 1))))
+        conv = lambda: _conv(features, 3, 1, 0, self.use_bias, self.dtype)  # noqa: E731
+        h = nn.relu(self.norm()(conv()(reflect_pad(x, 1))))
         if self.dropout:
             h = Dropout(0.5, self.deterministic, stream=self.stream)(h, example_keys)
-        return x + self.norm()(_conv(features, 3, 1, 0, self.use_bias)(reflect_pad(h, 1)))
+        return x + self.norm()(conv()(reflect_pad(h, 1)))
 
 
 class ResNetTranslator(_Generator):
@@ -215,17 +226,19 @@ class ResNetTranslator(_Generator):
         stochastic = self._stochastic(train)
         norm = lambda: self._norm(stochastic)
         use_bias = self.norm == "instance"
-        h = nn.relu(norm()(_conv(self.ngf, 7, 1, 0, use_bias)(reflect_pad(x, 3))))
+        h = nn.relu(norm()(_conv(self.ngf, 7, 1, 0, use_bias, self.dtype)(reflect_pad(x, 3))))
         for mult in (2, 4):
-            h = nn.relu(norm()(_conv(self.ngf * mult, 3, 2, 1, use_bias)(h)))
+            h = nn.relu(norm()(_conv(self.ngf * mult, 3, 2, 1, use_bias, self.dtype)(h)))
         for block in range(self.n_blocks):
-            h = ResNetBlock(norm, use_bias, self.dropout, not stochastic, block)(h, example_keys)
+            h = ResNetBlock(norm, use_bias, self.dropout, not stochastic, block, self.dtype)(
+                h, example_keys)
         for mult in (2, 1):
             # ConvTranspose2d(k 3, s 2, padding 1, output_padding 1): crop 1 in front, 0 behind
             up = ConvTranspose(self.ngf * mult, (3, 3), (2, 2), ((1, 0), (1, 0)),
-                               use_bias=use_bias, kernel_init=INIT)
+                               use_bias=use_bias, kernel_init=INIT, dtype=self.dtype)
             h = nn.relu(norm()(up(h)))
-        return jnp.tanh(_conv(self.out_channels, 7, 1, 0, True)(reflect_pad(h, 3)))
+        out = _conv(self.out_channels, 7, 1, 0, True, self.dtype)(reflect_pad(h, 3))
+        return jnp.tanh(out.astype(jnp.float32))
 
 
 class _Discriminator(nn.Module):
@@ -235,9 +248,10 @@ class _Discriminator(nn.Module):
     norm: str = "batch"
     bn_momentum: float = 0.9
     bn_axis_name: str | None = None
+    dtype: Any = jnp.float32
 
     def _norm(self, train: bool) -> Callable:
-        return norm_layer(self.norm, not train, self.bn_momentum, self.bn_axis_name)
+        return norm_layer(self.norm, not train, self.bn_momentum, self.bn_axis_name, self.dtype)
 
 
 class PatchGANDiscriminator(_Discriminator):
@@ -249,12 +263,12 @@ class PatchGANDiscriminator(_Discriminator):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         use_bias = self.norm == "instance"
-        h = nn.leaky_relu(_conv(self.ndf, 4, 2, 1, True)(x), 0.2)
+        h = nn.leaky_relu(_conv(self.ndf, 4, 2, 1, True, self.dtype)(x), 0.2)
         for n in range(1, self.n_layers + 1):
             stride = 2 if n < self.n_layers else 1
-            h = _conv(self.ndf * min(2 ** n, 8), 4, stride, 1, use_bias)(h)
+            h = _conv(self.ndf * min(2 ** n, 8), 4, stride, 1, use_bias, self.dtype)(h)
             h = nn.leaky_relu(self._norm(train)(h), 0.2)
-        return _conv(1, 4, 1, 1, True)(h)[..., 0]
+        return _conv(1, 4, 1, 1, True)(h)[..., 0]  # float32 logits
 
 
 class PixelGANDiscriminator(_Discriminator):
@@ -263,9 +277,10 @@ class PixelGANDiscriminator(_Discriminator):
     @nn.compact
     def __call__(self, x: jax.Array, train: bool) -> jax.Array:
         use_bias = self.norm == "instance"
-        h = nn.leaky_relu(_conv(self.ndf, 1, 1, 0, True)(x), 0.2)
-        h = nn.leaky_relu(self._norm(train)(_conv(self.ndf * 2, 1, 1, 0, use_bias)(h)), 0.2)
-        return _conv(1, 1, 1, 0, use_bias)(h)[..., 0]
+        h = nn.leaky_relu(_conv(self.ndf, 1, 1, 0, True, self.dtype)(x), 0.2)
+        h = nn.leaky_relu(self._norm(train)(_conv(self.ndf * 2, 1, 1, 0, use_bias, self.dtype)(h)),
+                          0.2)
+        return _conv(1, 1, 1, 0, use_bias)(h)[..., 0]  # float32 logits
 
 
 # The reference's network names (`--netG`, `--netD`) -> modules; other fields as keyword args.
