@@ -227,8 +227,9 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
 MODEL_COMPUTE_DTYPES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("dcgan", "mlp", "resnet"), ("float32", "bfloat16", "float16")),
     "stylegan2": ("float32", "bfloat16"),
-    # pix2pix and CycleGAN: bfloat16 (float16 would get the same loss scaling, but is not tested)
-    **dict.fromkeys(("pix2pix", "cyclegan"), ("float32", "bfloat16"))}
+    # pix2pix, CycleGAN, progressive: bfloat16 (float16 would get the same loss scaling, but is
+    # not tested)
+    **dict.fromkeys(("pix2pix", "cyclegan", "progressive"), ("float32", "bfloat16"))}
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
 # starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {

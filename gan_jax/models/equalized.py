@@ -48,8 +48,10 @@ def activate(x: Array, activation: str | None) -> Array:
 # --- normalisation and minibatch statistics ----------------------------------------------------
 
 def pixel_norm(x: Array, eps: float = 1e-8) -> Array:
-    """x / sqrt(mean(x**2 over the last axis) + eps): unit second moment per example and pixel."""
-    return x * jax.lax.rsqrt(jnp.mean(jnp.square(x), axis=-1, keepdims=True) + eps)
+    """x / sqrt(mean(x**2 over the last axis) + eps): unit second moment per example and pixel;
+    computed in float32, returned in x's dtype."""
+    y = x.astype(jnp.float32)
+    return (y * jax.lax.rsqrt(jnp.mean(jnp.square(y), axis=-1, keepdims=True) + eps)).astype(x.dtype)
 
 
 def minibatch_stddev(x: Array, group_size: int = 4, num_features: int = 1) -> Array:

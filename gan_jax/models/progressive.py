@@ -22,6 +22,11 @@ dense -> dense(1). All layers use the equalized learning rate (N(0, 1) weights s
 He's constant). Channels of the block at 2**k px: min(fmap_base / 2**(k - 1), fmap_max), as
 `nf(stage)` in the reference code (github.com/tkarras/progressive_growing_of_gans).
 
+Mixed precision (`dtype`, train.compute_dtype float32 or bfloat16): G's dense and convs up to its
+last block and D's fromRGB and blocks run in `dtype`; G's toRGB layers (so its images and the
+fade-in lerp), D's 4x4 head (minibatch stddev, conv, dense, logits), pixel norm's statistics and
+every param stay float32, as NVlabs runs only the high-resolution blocks in reduced precision.
+
 `gan_jax.tasks.progressive` adds what the reference does around the networks: the schedule, reals
 faded like the fakes (lerp between the level's image and its x2 down-up-sampled version), WGAN-GP
 on the full-resolution images D receives, and the drift term epsilon * E[D(x)^2].
@@ -30,6 +35,7 @@ on the full-resolution images D receives, and the drift term epsilon * E[D(x)^2]
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -75,12 +81,13 @@ class _GBlock(nn.Module):
     """Nearest x2, then two conv3x3, each followed by leaky ReLU and pixel norm."""
 
     features: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         x = upsample(x, 2)
         for _ in range(2):
-            x = pixel_norm(_lrelu(_he(EqualConv(self.features, 3), x)))
+            x = pixel_norm(_lrelu(_he(EqualConv(self.features, 3, dtype=self.dtype), x)))
         return x
 
 
@@ -88,11 +95,12 @@ class _DBlock(nn.Module):
     """conv3x3 (features[0]), conv3x3 (features[1]), each with leaky ReLU, then avg-pool x2."""
 
     features: tuple[int, int]
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x):
         for f in self.features:
-            x = _lrelu(_he(EqualConv(f, 3), x))
+            x = _lrelu(_he(EqualConv(f, 3, dtype=self.dtype), x))
         return downsample(x, 2)
 
 
@@ -118,22 +126,24 @@ class ProgressiveGenerator(nn.Module):
     start_resolution: int
     fmap_base: int
     fmap_max: int
+    dtype: Any = jnp.float32
 
     def setup(self):
         self.resolutions = level_resolutions(self.resolution, self.start_resolution)
         top = int(math.log2(self.resolution))
         nf = lambda stage: num_features(stage, self.fmap_base, self.fmap_max)
         # The 4x4 dense layer has one bias per channel, as in the reference (not per pixel).
-        self.dense = EqualDense(nf(1) * 16, use_bias=False)
+        self.dense = EqualDense(nf(1) * 16, use_bias=False, dtype=self.dtype)
         self.dense_bias = self.param("dense_bias", nn.initializers.zeros_init(), (nf(1),))
-        self.conv = EqualConv(nf(1), 3)
-        self.blocks = [_GBlock(nf(k - 1)) for k in range(3, top + 1)]  # blocks[k-3]: 2**k px
+        self.conv = EqualConv(nf(1), 3, dtype=self.dtype)
+        self.blocks = [_GBlock(nf(k - 1), self.dtype)
+                       for k in range(3, top + 1)]  # blocks[k-3]: 2**k px
         self.to_rgb = [EqualConv(self.channels, 1) for _ in self.resolutions]
 
     def features(self, z: Array, resolution: int) -> Array:
         """The pixel-normed feature maps at `resolution`: (B, resolution, resolution, nf)."""
         x = _he(self.dense, pixel_norm(z), SQRT2 / 4)  # the reference's gain for this layer
-        x = pixel_norm(_lrelu(x.reshape(z.shape[0], 4, 4, -1) + self.dense_bias))
+        x = pixel_norm(_lrelu(x.reshape(z.shape[0], 4, 4, -1) + self.dense_bias.astype(x.dtype)))
         x = pixel_norm(_lrelu(_he(self.conv, x)))
         for block in self.blocks[:int(math.log2(resolution)) - 2]:
             x = block(x)
@@ -173,20 +183,23 @@ class ProgressiveDiscriminator(nn.Module):
     fmap_base: int
     fmap_max: int
     mbstd_group_size: int
+    dtype: Any = jnp.float32
 
     def setup(self):
         self.resolutions = level_resolutions(self.resolution, self.start_resolution)
         top = int(math.log2(self.resolution))
         nf = lambda stage: num_features(stage, self.fmap_base, self.fmap_max)
-        self.from_rgb = [EqualConv(nf(int(math.log2(r)) - 1), 1) for r in self.resolutions]
-        self.blocks = [_DBlock((nf(k - 1), nf(k - 2))) for k in range(3, top + 1)]  # 2**k px in
+        self.from_rgb = [EqualConv(nf(int(math.log2(r)) - 1), 1, dtype=self.dtype)
+                         for r in self.resolutions]
+        self.blocks = [_DBlock((nf(k - 1), nf(k - 2)), self.dtype)
+                       for k in range(3, top + 1)]  # 2**k px in
         self.conv = EqualConv(nf(1), 3)
         self.dense = EqualDense(nf(0))
         self.out = EqualDense(1)
 
     def head(self, x: Array) -> Array:
-        """The 4x4 block: minibatch stddev, conv3x3, dense, dense(1) (linear) -> (B,)."""
-        x = minibatch_stddev(x, self.mbstd_group_size)
+        """The 4x4 block: minibatch stddev, conv3x3, dense, dense(1) (linear) -> (B,), in float32."""
+        x = minibatch_stddev(x.astype(jnp.float32), self.mbstd_group_size)
         x = _lrelu(_he(self.conv, x))
         x = _lrelu(_he(self.dense, x.reshape(x.shape[0], -1)))
         return self.out(x)[:, 0]
@@ -220,7 +233,8 @@ class ProgressiveDiscriminator(nn.Module):
 def build_models(config: ml_collections.ConfigDict) -> tuple[nn.Module, nn.Module]:
     """(ProgressiveGenerator, ProgressiveDiscriminator) of config.progressive and config.data."""
     p, d = config.progressive, config.data
-    widths = dict(start_resolution=p.start_resolution, fmap_base=p.fmap_base, fmap_max=p.fmap_max)
+    widths = dict(start_resolution=p.start_resolution, fmap_base=p.fmap_base, fmap_max=p.fmap_max,
+                  dtype=jnp.dtype(config.train.compute_dtype))
     return (ProgressiveGenerator(d.resolution, d.channels, **widths),
             ProgressiveDiscriminator(d.resolution, mbstd_group_size=p.mbstd_group_size, **widths))
 
