@@ -189,8 +189,8 @@ def _inpainting(config: ml_collections.ConfigDict) -> Pair:
     """DeepFill v2's G (two-stage or the coarse encoder-decoder) and SN-PatchGAN D."""
     m, d = config.model, config.data
     generator = inpainting.GENERATORS[m.generator](m.ngf, d.channels,
-                                                   tuple(config.inpaint.dilations))
-    return generator, inpainting.SNPatchDiscriminator(m.ndf, m.n_layers)
+                                                   tuple(config.inpaint.dilations), _dtype(config))
+    return generator, inpainting.SNPatchDiscriminator(m.ndf, m.n_layers, _dtype(config))
 
 
 def _check_inpainting(config: ml_collections.ConfigDict) -> None:
@@ -227,9 +227,9 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], Pair]] = {
 MODEL_COMPUTE_DTYPES: dict[str, tuple[str, ...]] = {
     **dict.fromkeys(("dcgan", "mlp", "resnet"), ("float32", "bfloat16", "float16")),
     "stylegan2": ("float32", "bfloat16"),
-    # pix2pix, CycleGAN, progressive: bfloat16 (float16 would get the same loss scaling, but is
-    # not tested)
-    **dict.fromkeys(("pix2pix", "cyclegan", "progressive"), ("float32", "bfloat16"))}
+    # pix2pix, CycleGAN, progressive, inpainting: bfloat16 (float16 would get the same loss
+    # scaling, but is not tested)
+    **dict.fromkeys(("pix2pix", "cyclegan", "progressive", "inpainting"), ("float32", "bfloat16"))}
 # Checks that a config fits the model, run before anything is compiled: ValueError whose text
 # starts with the offending key ("config.data.resolution: ...").
 MODEL_CHECKS: dict[str, Callable[[ml_collections.ConfigDict], None]] = {

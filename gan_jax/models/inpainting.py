@@ -33,11 +33,16 @@ Convolution"), layer by layer as JiahuiYu/generative_inpainting `inpaint_model.p
   (`models.resnet.spectral_normalize`, 'spectral' collection), LeakyReLU 0.2 after every conv
   (the last too); its output, flattened per image, is the patch logits (B, h * w * C).
 Weights: Glorot uniform, biases 0 (tf.layers.conv2d's defaults).
+
+Mixed precision (`dtype`, train.compute_dtype float32 or bfloat16): every gated conv, the output
+conv and D's convs but its last run in `dtype` (params, the spectral-norm iteration and the bias
+additions' params stay float32); contextual attention (its scores and softmax), G's tanh outputs
+and D's last conv (its logits) are float32.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 import flax.linen as nn
 import jax
@@ -142,12 +147,14 @@ class GatedConv(nn.Module):
     stride: int = 1
     rate: int = 1
     activation: Callable[[Array], Array] = nn.elu
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         k = self.kernel_size
         kernel = self.param("kernel", KERNEL_INIT, (k, k, x.shape[-1], 2 * self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (2 * self.features,))
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
         f, g = jnp.split(_conv2d(x, kernel, self.stride, self.rate) + bias, 2, axis=-1)
         return self.activation(f) * jax.nn.sigmoid(g)
 
@@ -156,12 +163,14 @@ class OutputConv(nn.Module):
     """The last layer (`gen_conv(x, 3, activation=None)` then tanh): a plain 3x3 conv."""
 
     features: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         kernel = self.param("kernel", KERNEL_INIT, (3, 3, x.shape[-1], self.features))
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        return jnp.tanh(_conv2d(x, kernel, 1, 1) + bias)
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+        return jnp.tanh((_conv2d(x, kernel, 1, 1) + bias).astype(jnp.float32))
 
 
 class Decoder(nn.Module):
@@ -169,14 +178,15 @@ class Decoder(nn.Module):
 
     width: int
     out_channels: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
-        w = self.width
-        x = GatedConv(4 * w)(GatedConv(4 * w)(x))
-        x = GatedConv(2 * w)(GatedConv(2 * w)(upsample(x, 2)))
-        x = GatedConv(w // 2)(GatedConv(w)(upsample(x, 2)))
-        return OutputConv(self.out_channels)(x)
+        w, dt = self.width, self.dtype
+        x = GatedConv(4 * w, dtype=dt)(GatedConv(4 * w, dtype=dt)(x))
+        x = GatedConv(2 * w, dtype=dt)(GatedConv(2 * w, dtype=dt)(upsample(x, 2)))
+        x = GatedConv(w // 2, dtype=dt)(GatedConv(w, dtype=dt)(upsample(x, 2)))
+        return OutputConv(self.out_channels, dt)(x)
 
 
 class Encoder(nn.Module):
@@ -186,14 +196,15 @@ class Encoder(nn.Module):
     widths: tuple[int, ...]
     dilations: tuple[int, ...] = ()
     last_activation: Callable[[Array], Array] = nn.elu
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         for i, (width, stride) in enumerate(zip(self.widths, (1, 2, 1, 2, 1, 1))):
             act = self.last_activation if i == len(self.widths) - 1 else nn.elu
-            x = GatedConv(width, 5 if i == 0 else 3, stride, activation=act)(x)
+            x = GatedConv(width, 5 if i == 0 else 3, stride, activation=act, dtype=self.dtype)(x)
         for rate in self.dilations:
-            x = GatedConv(self.widths[-1], rate=rate)(x)
+            x = GatedConv(self.widths[-1], rate=rate, dtype=self.dtype)(x)
         return x
 
 
@@ -208,13 +219,14 @@ class GatedEncoderDecoder(nn.Module):
     width: int = 24
     out_channels: int = 3
     dilations: tuple[int, ...] = (2, 4, 8, 16)
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array, mask: Array) -> tuple[Array, ...]:
         w = self.width
-        h = Encoder((w, 2 * w, 2 * w, 4 * w, 4 * w, 4 * w), self.dilations)(
+        h = Encoder((w, 2 * w, 2 * w, 4 * w, 4 * w, 4 * w), self.dilations, dtype=self.dtype)(
             generator_input(x, mask))
-        return (Decoder(w, self.out_channels)(h),)
+        return (Decoder(w, self.out_channels, self.dtype)(h),)
 
 
 class TwoStageGenerator(nn.Module):
@@ -224,17 +236,21 @@ class TwoStageGenerator(nn.Module):
     width: int = 24
     out_channels: int = 3
     dilations: tuple[int, ...] = (2, 4, 8, 16)
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array, mask: Array) -> tuple[Array, ...]:
-        w = self.width
-        (coarse,) = GatedEncoderDecoder(w, self.out_channels, self.dilations)(x, mask)
+        w, dt = self.width, self.dtype
+        (coarse,) = GatedEncoderDecoder(w, self.out_channels, self.dilations, dt)(x, mask)
         xnow = coarse * mask + x * (1.0 - mask)
-        hallucinated = Encoder((w, w, 2 * w, 2 * w, 4 * w, 4 * w), self.dilations)(xnow)
-        attended = Encoder((w, w, 2 * w, 4 * w, 4 * w, 4 * w), last_activation=nn.relu)(xnow)
-        attended = contextual_attention(attended, resize_nearest(mask, *attended.shape[1:3]))
-        attended = GatedConv(4 * w)(GatedConv(4 * w)(attended))
-        refined = Decoder(w, self.out_channels)(jnp.concatenate([hallucinated, attended], -1))
+        hallucinated = Encoder((w, w, 2 * w, 2 * w, 4 * w, 4 * w), self.dilations, dtype=dt)(xnow)
+        attended = Encoder((w, w, 2 * w, 4 * w, 4 * w, 4 * w), last_activation=nn.relu,
+                           dtype=dt)(xnow)
+        attended = contextual_attention(attended.astype(jnp.float32),
+                                        resize_nearest(mask, *attended.shape[1:3]))
+        attended = GatedConv(4 * w, dtype=dt)(GatedConv(4 * w, dtype=dt)(attended))
+        refined = Decoder(w, self.out_channels, dt)(
+            jnp.concatenate([hallucinated, attended.astype(hallucinated.dtype)], -1))
         return coarse, refined
 
 
@@ -242,12 +258,14 @@ class SNConv(nn.Module):
     """5x5 stride-2 'SAME' conv with spectral norm and bias (`dis_conv` without its LeakyReLU)."""
 
     features: int
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array, update_stats: bool) -> Array:
         kernel = self.param("kernel", KERNEL_INIT, (5, 5, x.shape[-1], self.features))
-        kernel = spectral_normalize(self, kernel, update_stats)
+        kernel = spectral_normalize(self, kernel, update_stats)  # in float32
         bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
         return _conv2d(x, kernel, 2, 1) + bias
 
 
@@ -257,11 +275,14 @@ class SNPatchDiscriminator(nn.Module):
 
     ndf: int = 64
     n_layers: int = 6
+    dtype: Any = jnp.float32
 
     @nn.compact
     def __call__(self, x: Array, train: bool) -> Array:
         for i in range(self.n_layers):
-            x = nn.leaky_relu(SNConv(self.ndf * min(2 ** i, 4))(x, train), 0.2)
+            last = i == self.n_layers - 1  # its output is the logits: float32
+            x = SNConv(self.ndf * min(2 ** i, 4), jnp.float32 if last else self.dtype)(x, train)
+            x = nn.leaky_relu(x, 0.2)
         return x.reshape(x.shape[0], -1)
 
 
