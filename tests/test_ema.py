@@ -101,8 +101,9 @@ def test_ema_start_weight_and_the_note_for_too_slow_an_ema(tiny_config):
 def test_no_shipped_recipe_keeps_much_of_its_start_generator():
     """Every config in configs/: at its last step the EMA generator weighs the generator it started
     from by at most EMA_START_WEIGHT_LIMIT (digits_biggan and digits_sngan once kept 16.5 %)."""
-    import importlib
+    import importlib.util
     import pkgutil
+    from pathlib import Path
 
     import gan_jax.configs
     from gan_jax.config import EMA_START_WEIGHT_LIMIT, ema_start_weight
@@ -111,4 +112,11 @@ def test_no_shipped_recipe_keeps_much_of_its_start_generator():
     assert len(names) > 30
     heavy = {name: ema_start_weight(importlib.import_module(f"gan_jax.configs.{name}").get_config())
              for name in names}
+    # and the augmentation experiment's cGAN (whose first version kept 45 %)
+    path = Path(__file__).parents[1] / "experiments" / "augmentation" / "cgan.py"
+    spec = importlib.util.spec_from_file_location("cgan", path)
+    cgan = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cgan)
+    for dataset in ("digits:train", "fashion_mnist:train"):
+        heavy[f"cgan {dataset}"] = ema_start_weight(cgan.get_config(dataset))
     assert {n: w for n, w in heavy.items() if w > EMA_START_WEIGHT_LIMIT} == {}
