@@ -249,8 +249,7 @@ class TwoStageGenerator(nn.Module):
         attended = contextual_attention(attended.astype(jnp.float32),
                                         resize_nearest(mask, *attended.shape[1:3]))
         attended = GatedConv(4 * w, dtype=dt)(GatedConv(4 * w, dtype=dt)(attended))
-        refined = Decoder(w, self.out_channels, dt)(
-            jnp.concatenate([hallucinated, attended.astype(hallucinated.dtype)], -1))
+        refined = Decoder(w, self.out_channels, dt)(jnp.concatenate([hallucinated, attended], -1))
         return coarse, refined
 
 
