@@ -73,7 +73,8 @@ def _run_in_a_clean_clone(tmp_path, files: list[str], script: str, *args: str) -
     return repo, head
 
 
-@pytest.mark.parametrize("name", ["digits_biggan", "digits_dcgan", "digits_mlp"])
+@pytest.mark.parametrize("name", ["digits_biggan", "digits_dcgan", "digits_mlp", "digits_progressive",
+                                  "digits_sngan", "digits_stylegan2"])
 def test_run_sh_trains_its_own_recipe_and_names_the_clean_commit(name, tmp_path):
     """run.sh trains its experiment's recipe by name (digits_dcgan's once trained whatever the
     train command's default was, which became digits_mlp) and records `git describe` of a clean

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Regenerates this experiment from scratch: trains configs/digits_stylegan2.py, scores 2,000
+# samples of the EMA and of the raw generator, and writes the 64-sample grid
+# (experiments/digits_run.sh).
+#   experiments/digits_stylegan2/run.sh [WORKDIR]   # WORKDIR must not exist; default runs/digits_stylegan2
+CONFIG=digits_stylegan2.py
+ENLARGE=0
+# shellcheck source=../digits_run.sh
+source "$(dirname "$0")/../digits_run.sh"
