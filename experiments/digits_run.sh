@@ -6,8 +6,8 @@
 # Trains CONFIG from scratch (named explicitly: the train command's default config is whichever
 # recipe is the default today), scores 2,000 samples of the EMA and of the raw generator
 # (eval_ema.json, eval_raw.json), writes the 64-sample grid (samples.png; with ENLARGE, also
-# samples_xENLARGE.png, nearest-neighbour pixels; with PER_CLASS, classes.png, one row per class)
-# and commit.txt, and prints the scores.
+# samples_xENLARGE.png, nearest-neighbour pixels; with PER_CLASS, classes.png, one row per class),
+# commit.txt and environment.json (the train run's: the machine and versions), and prints the scores.
 set -euo pipefail
 WORKDIR=${1:-runs/$(basename "$(dirname "$0")")}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -22,6 +22,9 @@ fi
 COMMIT=$(git -C "$HERE" describe --always --dirty)
 echo "$COMMIT" > "$HERE/commit.txt"
 time "$PYTHON" -m gan_jax.train --config="$ROOT/configs/$CONFIG" --workdir="$WORKDIR"
+# the machine type the bits belong to (CPU model and vector ISA, library versions: README,
+# "Reproducibility")
+if [ -f "$WORKDIR/environment.json" ]; then cp "$WORKDIR/environment.json" "$HERE/environment.json"; fi
 for generator in ema raw; do
   "$PYTHON" -m gan_jax.evaluate --workdir="$WORKDIR" --checkpoint=latest --num_samples=2000 \
     --generator=$generator --out="$HERE/eval_$generator.json" > /dev/null

@@ -93,8 +93,41 @@ class PreemptionGuard:
             signal.signal(sig, handler)
 
 
+# Environment variables and XLA flags that choose XLA:CPU's kernels (so its float results).
+KERNEL_VARIABLES = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+
+
+def host_isa(cpuinfo: str | None = None) -> str:
+    """The widest x86 vector instruction set of this host's CPU: 'avx512', 'avx2', 'avx' or
+    'other' (not x86, or no /proc/cpuinfo). XLA:CPU's kernel libraries (oneDNN for dots,
+    YNNPACK for some fusions) pick their kernels by it at run time, so CPU results are bitwise
+    repeatable between hosts of the same instruction set and software, not across them
+    (README, "Reproducibility")."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return "other"
+    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
+                  if line.startswith("flags")), [])
+    return next((isa for isa, flag in (("avx512", "avx512f"), ("avx2", "avx2"), ("avx", "avx"))
+                 if flag in flags), "other")
+
+
+def cpu_model(cpuinfo: str | None = None) -> str | None:
+    """/proc/cpuinfo's first 'model name' (None where there is none)."""
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                 if line.startswith("model name")), None)
+
+
 def environment() -> dict:
-    """Library versions and devices of this process, written to WORKDIR/environment.json."""
+    """Library versions, devices, the host CPU (model, vector ISA, core count) and the variables
+    that choose XLA:CPU's kernels, of this process: written to WORKDIR/environment.json, so a
+    result names the machine type it is bitwise repeatable on."""
     versions = {}
     for name in PACKAGES:
         try:
@@ -103,7 +136,10 @@ def environment() -> dict:
             versions[name] = None
     return {"python": platform.python_version(), "packages": versions,
             "process_count": jax.process_count(), "process_index": jax.process_index(),
-            "devices": [str(d) for d in jax.devices()]}
+            "devices": [str(d) for d in jax.devices()],
+            "cpu": {"model": cpu_model(), "isa": host_isa(), "cores": os.cpu_count(),
+                    "machine": platform.machine()},
+            "kernel_variables": {k: os.environ[k] for k in KERNEL_VARIABLES if k in os.environ}}
 
 
 def restore_or_init(run: Run, checkpoints: Checkpoints, plain_config: dict) -> GANState:

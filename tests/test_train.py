@@ -99,6 +99,7 @@ def test_workdir_contents(tiny_config, one_device, tmp_path):
     assert json.loads((tmp_path / "config.json").read_text())["train"]["num_steps"] == 4
     env = json.loads((tmp_path / "environment.json").read_text())
     assert env["packages"]["jax"] == jax.__version__ and env["devices"]
+    assert env["cpu"]["isa"] in ("avx512", "avx2", "avx", "other") and env["cpu"]["cores"] >= 1
     lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines] == [2, 4]
     assert {"d_loss", "g_loss", "d_real", "d_fake", "img_per_s"} <= set(lines[0])
@@ -386,3 +387,14 @@ def test_importing_train_loads_no_heavy_optional_module():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
                          check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_host_isa_reads_the_widest_vector_flag():
+    """The ISA XLA:CPU's kernel libraries dispatch on (environment.json, the digest test)."""
+    from gan_jax.train import cpu_model, host_isa
+
+    info = "processor\t: 0\nmodel name\t: Some CPU @ 2GHz\nflags\t\t: fpu sse2 avx avx2 fma\n"
+    assert host_isa(info) == "avx2" and cpu_model(info) == "Some CPU @ 2GHz"
+    assert host_isa(info.replace("avx2", "avx2 avx512f avx512bw")) == "avx512"
+    assert host_isa(info.replace(" avx avx2", "")) == "other"
+    assert host_isa("") == "other" and cpu_model("") is None
