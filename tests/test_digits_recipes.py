@@ -66,7 +66,8 @@ def test_recipe_matches_its_recorded_digest(name, one_device, tmp_path):
         f"rerun experiments/{name}/run.sh, update its README and RECORDED_DIGESTS")
 
 
-def _run_in_a_clean_clone(tmp_path, files: list[str], script: str, *args: str) -> tuple[Path, str]:
+def _run_in_a_clean_clone(tmp_path, files: list[str], script: str, *args: str,
+                          env: dict | None = None) -> tuple[Path, str]:
     """Copies `files` (paths under experiments/) into a fresh git repo, commits them with an old
     commit.txt beside `script`, and runs `script` with PYTHON a stand-in that logs each command
     line (to tmp_path/calls.txt) and does nothing else: (the repo, its short HEAD)."""
@@ -85,7 +86,8 @@ def _run_in_a_clean_clone(tmp_path, files: list[str], script: str, *args: str) -
     fake.write_text(f'#!/bin/sh\necho "$*" >> {tmp_path / "calls.txt"}\n')
     fake.chmod(0o755)
     subprocess.run(["bash", str(repo / "experiments" / script), *args], check=True,
-                   env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake)}, capture_output=True)
+                   env={"PATH": "/usr/bin:/bin", "PYTHON": str(fake), **(env or {})},
+                   capture_output=True)
     return repo, head
 
 
@@ -117,3 +119,11 @@ def test_augmentation_run_sh_names_the_clean_commit(tmp_path):
     assert (repo / "experiments" / "augmentation" / "commit.txt").read_text() == head + "\n"
     [call] = (tmp_path / "calls.txt").read_text().splitlines()
     assert call == f"{repo}/experiments/augmentation/augment.py --out={tmp_path / 'out'}"
+
+
+def test_small_data_ada_run_sh_names_the_clean_commit(tmp_path):
+    """experiments/small_data_ada/run.sh had the redirect defect too (its 4,000-step record reads
+    -dirty)."""
+    repo, head = _run_in_a_clean_clone(tmp_path, ["small_data_ada/run.sh"], "small_data_ada/run.sh",
+                                       str(tmp_path / "work"), env={"ARMS": " "})  # no arm trains
+    assert (repo / "experiments" / "small_data_ada" / "commit.txt").read_text() == head + "\n"

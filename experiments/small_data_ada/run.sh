@@ -21,7 +21,9 @@ for arm in "${ARMS[@]}"; do
     exit 2
   fi
 done
-git -C "$HERE" describe --always --dirty > "$HERE/commit.txt"
+# described before the redirect truncates commit.txt (a tracked file emptied first reads -dirty)
+COMMIT=$(git -C "$HERE" describe --always --dirty)
+echo "$COMMIT" > "$HERE/commit.txt"
 for arm in "${ARMS[@]}"; do
   began=$(date +%s)
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)
