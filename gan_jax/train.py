@@ -93,8 +93,21 @@ class PreemptionGuard:
             signal.signal(sig, handler)
 
 
-# Environment variables and XLA flags that choose XLA:CPU's kernels (so its float results).
-KERNEL_VARIABLES = ("XLA_FLAGS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+# Variables that cap the instruction set of XLA:CPU's kernel libraries, and with XLA_FLAGS all
+# those that choose its kernels (so its float results).
+ISA_CAP_VARIABLES = ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA")
+KERNEL_VARIABLES = ("XLA_FLAGS", *ISA_CAP_VARIABLES)
+
+
+def _cpuinfo_field(name: str, cpuinfo: str | None) -> str | None:
+    """The value of the first `name` line of /proc/cpuinfo (or of `cpuinfo`); None if absent."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return None
+    return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                 if line.split(":", 1)[0].strip() == name), None)
 
 
 def host_isa(cpuinfo: str | None = None) -> str:
@@ -103,25 +116,14 @@ def host_isa(cpuinfo: str | None = None) -> str:
     YNNPACK for some fusions) pick their kernels by it at run time, so CPU results are bitwise
     repeatable between hosts of the same instruction set and software, not across them
     (README, "Reproducibility")."""
-    if cpuinfo is None:
-        try:
-            cpuinfo = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return "other"
-    flags = next((line.split(":", 1)[1].split() for line in cpuinfo.splitlines()
-                  if line.startswith("flags")), [])
+    flags = (_cpuinfo_field("flags", cpuinfo) or "").split()
     return next((isa for isa, flag in (("avx512", "avx512f"), ("avx2", "avx2"), ("avx", "avx"))
                  if flag in flags), "other")
 
 
 def cpu_model(cpuinfo: str | None = None) -> str | None:
     """/proc/cpuinfo's first 'model name' (None where there is none)."""
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text() if cpuinfo is None else cpuinfo
-    except OSError:
-        return None
-    return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                 if line.startswith("model name")), None)
+    return _cpuinfo_field("model name", cpuinfo)
 
 
 def environment() -> dict:

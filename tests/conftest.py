@@ -124,3 +124,17 @@ def run_main(main, argv, monkeypatch):
         for sig, handler in handlers.items():
             signal.signal(sig, handler)
     return code, stderr.getvalue()
+
+
+def recorded_for_this_host(recorded: dict):
+    """recorded[ISA] for this host's vector ISA (gan_jax.train.host_isa: XLA:CPU's kernels, so
+    its bits, depend on it; README, "Reproducibility"); skips, naming why, where none is recorded
+    or an ISA cap variable is set."""
+    from gan_jax.train import ISA_CAP_VARIABLES, host_isa
+
+    isa = host_isa()
+    if isa not in recorded:
+        pytest.skip(f"nothing recorded for a host whose widest vector ISA is {isa!r}")
+    if capped := [name for name in ISA_CAP_VARIABLES if name in os.environ]:
+        pytest.skip(f"recorded without {' or '.join(capped)}")
+    return recorded[isa]

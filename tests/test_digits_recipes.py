@@ -3,7 +3,6 @@ experiments/digits_dcgan/): a change that moves them fails here, so the record i
 (the experiment's run.sh) on purpose."""
 
 import hashlib
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -13,7 +12,8 @@ import numpy as np
 import pytest
 
 from gan_jax.configs import digits_dcgan, digits_mlp
-from gan_jax.train import KERNEL_VARIABLES, host_isa, train_and_evaluate
+from conftest import recorded_for_this_host
+from gan_jax.train import train_and_evaluate
 
 EXPERIMENTS = Path(__file__).parent.parent / "experiments"
 
@@ -48,21 +48,17 @@ def ema_digest(state) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RECIPES))
 def test_recipe_matches_its_recorded_digest(name, one_device, tmp_path):
-    isa = host_isa()
     if jax.__version__ != RECORDED_JAX:
         pytest.skip(f"digest recorded with jax {RECORDED_JAX}, this is {jax.__version__}")
-    if isa not in RECORDED_DIGESTS:
-        pytest.skip(f"no digest recorded for a host whose widest vector ISA is {isa!r}")
-    if set(KERNEL_VARIABLES[1:]) & set(os.environ):
-        pytest.skip(f"digests are recorded without {' or '.join(KERNEL_VARIABLES[1:])}")
+    recorded = recorded_for_this_host(RECORDED_DIGESTS)[name]
     config = RECIPES[name].get_config()
     config.train.num_steps = STEPS
     config.eval.every_steps = 0
     config.train.sample_every_steps = 0
     state = train_and_evaluate(config, tmp_path, devices=one_device, progress=False)
     digest = ema_digest(state)
-    assert digest == RECORDED_DIGESTS[isa][name], (
-        f"the {name} recipe's results moved on this {isa} host (digest {digest}): if on purpose, "
+    assert digest == recorded, (
+        f"the {name} recipe's results moved on this host (digest {digest}): if on purpose, "
         f"rerun experiments/{name}/run.sh, update its README and RECORDED_DIGESTS")
 
 

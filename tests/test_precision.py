@@ -3,7 +3,6 @@
 import functools
 import hashlib
 import json
-import os
 import re
 
 import jax
@@ -16,7 +15,8 @@ from gan_jax import config as config_lib
 from gan_jax import parallel, precision, run as run_lib, sample
 from gan_jax.configs import digits_dcgan, digits_progressive, digits_stylegan2
 from gan_jax.models import build_models
-from gan_jax.train import KERNEL_VARIABLES, host_isa, train_and_evaluate
+from conftest import recorded_for_this_host
+from gan_jax.train import train_and_evaluate
 
 STEPS = 10
 # sha256 (first 16 hex digits) of the float leaves of the state after 3 steps of `_config()`
@@ -74,12 +74,9 @@ def _digest(state) -> str:
 
 
 def test_float32_is_bitwise_the_code_before_compute_dtype():
-    isa = host_isa()
-    if isa not in FLOAT32_DIGESTS_BEFORE or set(KERNEL_VARIABLES[1:]) & set(os.environ):
-        pytest.skip(f"no digest of the code before compute_dtype for a {isa!r} host "
-                    f"(or with {' or '.join(KERNEL_VARIABLES[1:])} set)")
+    recorded = recorded_for_this_host(FLOAT32_DIGESTS_BEFORE)
     states, _, _, _ = _train("float32")
-    assert _digest(states[2]) == FLOAT32_DIGESTS_BEFORE[isa]
+    assert _digest(states[2]) == recorded
 
 
 def test_bfloat16_tracks_float32():
